@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
+using ScaleGrow.Data.Text;
+using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
 using ScaleGrow.Runs;
@@ -71,29 +73,43 @@ public static class Commands
         return 0;
     }
 
-    private static IScaleGrowModel LoadModel(string path)
+    private static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) LoadModel(string path)
     {
         if (!File.Exists(path)) throw new UsageException($"--model: no such file '{path}'");
-        return ModelIO.LoadModel(File.ReadAllBytes(path), path).Model;
+        return ModelIO.LoadModel(File.ReadAllBytes(path), path);
     }
 
-    /// <summary>The evaluation data for a checkpoint: --dataset, else guessed from the model's input.</summary>
-    private static DataSplits DataFor(IScaleGrowModel model, CommandLine cl)
+    /// <summary>
+    /// The evaluation data for a checkpoint. Text models: the text data they recorded (or --data, a
+    /// label&lt;TAB&gt;text file), encoded with the tokenizer they carry. Images: --dataset, else guessed from the
+    /// model's input channels.
+    /// </summary>
+    private static IRunData DataFor(IScaleGrowModel model, IReadOnlyDictionary<string, string> metadata,
+        CommandLine cl, string path)
     {
-        string name = cl.Get("dataset") ?? (model.Spec is CnnSpec { InputChannels: 3 } ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);
+        if (model.Spec is TransformerSpec { Modality: TransformerModality.Text })
+        {
+            return TextRunData.ForCheckpoint(metadata, cl.Get("data"), path);
+        }
+        string name = cl.Get("dataset") ?? (model.Spec switch
+        {
+            CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
+            _ => DatasetSpec.FashionMnist,
+        });
         var spec = new DatasetSpec(Name: name, Directory: cl.Get("data"), TestLimit: cl.Int("limit", 1));
         spec.Validate();
-        return DatasetLoader.Load(spec);
+        return new ImageRunData(DatasetLoader.Load(spec));
     }
 
     private static int Eval(string[] args)
     {
         var cl = CommandLine.Parse("eval", args, ["model", "data", "dataset", "limit"], ["json"]);
         var output = new Output(cl.Flag("json"));
-        var model = LoadModel(cl.Require("model"));
-        using var data = DataFor(model, cl);
-        var result = Evaluation.Evaluate(model, data, data.Test, 500, measureLatency: true, default);
-        output.Line($"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {data.Test.Count} test samples: " +
+        string path = cl.Require("model");
+        var (model, metadata) = LoadModel(path);
+        var data = DataFor(model, metadata, cl, path);
+        var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
+        output.Line($"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test samples of {Markup.Escape(data.Name)}: " +
                     $"accuracy [green]{result.Accuracy:P2}[/], loss {result.Loss:0.0000}");
         output.Line($"params {result.Parameters:N0}, FLOPs {result.Flops / 1e6:0.00} M, latency " +
                     $"{result.LatencyMsBatch1:0.00} ms (batch 1), {result.LatencyMsBatch64:0.00} ms (batch 64)");
@@ -106,9 +122,10 @@ public static class Commands
         var cl = CommandLine.Parse("predict", args, ["model", "data", "dataset", "limit", "out"], ["json"]);
         var output = new Output(cl.Flag("json"));
         string outPath = cl.Require("out");
-        var model = LoadModel(cl.Require("model"));
+        string path = cl.Require("model");
+        var (model, metadata) = LoadModel(path);
         if (cl.Get("data") is null) throw new UsageException("predict: --data is required");
-        using var data = DataFor(model, cl);
+        var data = DataFor(model, metadata, cl, path);
         int rows = Evaluation.WriteLogitsCsv(model, data, outPath);
         output.Line($"wrote {rows} rows of logits to {Markup.Escape(outPath)}");
         output.Result(new JsonObject { ["out"] = outPath, ["rows"] = rows, ["classes"] = data.NumClasses });
@@ -148,9 +165,12 @@ public static class Commands
         var cl = CommandLine.Parse("fuse", args, ["model", "out"], ["json"]);
         var output = new Output(cl.Flag("json"));
         string outPath = cl.Require("out");
-        var model = LoadModel(cl.Require("model"));
+        var (model, metadata) = LoadModel(cl.Require("model"));
         IScaleGrowModel fused = model is CnnModel { Spec.Fused: false } cnn ? CnnFusion.Fuse(cnn) : model;
-        var bytes = ModelIO.SaveModel(fused);
+        // Carry what inference needs (a text model's tokenizer); the spec and overlap maps are rewritten.
+        var bytes = ModelIO.SaveModel(fused, metadata.Where(kv => !kv.Key.StartsWith("scalegrow.spec") &&
+                                                                  !kv.Key.StartsWith("scalegrow.overlap"))
+            .ToDictionary(kv => kv.Key, kv => kv.Value));
         AtomicFile.Write(outPath, bytes);
         var before = ModelStats.Of(model.Spec);
         var after = ModelStats.Of(fused.Spec);

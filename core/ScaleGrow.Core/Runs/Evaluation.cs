@@ -12,17 +12,16 @@ namespace ScaleGrow.Runs;
 /// <summary>Test-set evaluation with the numbers that matter: accuracy, loss, size, FLOPs, CPU latency.</summary>
 public static class Evaluation
 {
-    public static EvaluationResult Evaluate(IScaleGrowModel model, DataSplits data, ImageDataset set, int batchSize,
-        bool measureLatency, CancellationToken cancellationToken)
+    public static EvaluationResult Evaluate(IScaleGrowModel model, IRunData data, int batchSize, bool measureLatency,
+        CancellationToken cancellationToken)
     {
-        var metrics = Trainer.Evaluate(model.Module, data.EvalBatches(set, batchSize).Epoch(0), cancellationToken);
+        var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken);
         var stats = ModelStats.Of(model.Spec);
         double? b1 = null, b64 = null;
         if (measureLatency)
         {
-            var shape = InputShape(model.Spec, data);
-            b1 = LatencyMeter.MedianMilliseconds(model.Module, [1, .. shape]);
-            b64 = LatencyMeter.MedianMilliseconds(model.Module, [64, .. shape], warmup: 2, repeats: 7);
+            b1 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(1));
+            b64 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(64), warmup: 2, repeats: 7);
         }
         return new EvaluationResult
         {
@@ -32,7 +31,7 @@ public static class Evaluation
     }
 
     /// <summary>Writes one row of logits per test sample, in dataset order; returns the number of rows.</summary>
-    public static int WriteLogitsCsv(IScaleGrowModel model, DataSplits data, string path)
+    public static int WriteLogitsCsv(IScaleGrowModel model, IRunData data, string path)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -43,7 +42,7 @@ public static class Evaluation
         {
             writer.WriteLine("index,label," + string.Join(",", Enumerable.Range(0, data.NumClasses).Select(c => $"logit{c}")));
             using var noGrad = torch.no_grad();
-            foreach (var (x, y) in data.EvalBatches(data.Test, 500).Epoch(0))
+            foreach (var (x, y) in data.TestBatches(500))
             {
                 using var scope = torch.NewDisposeScope();
                 var logits = model.Module.forward(x).to(ScalarType.Float32).data<float>().ToArray();

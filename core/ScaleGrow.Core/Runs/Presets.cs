@@ -1,4 +1,5 @@
 using ScaleGrow.Data;
+using ScaleGrow.Data.Text;
 using ScaleGrow.Growth;
 using ScaleGrow.Training;
 
@@ -38,6 +39,42 @@ public static class Presets
 
     private static readonly DatasetSpec FashionSubset = new(TrainLimit: 20000);
 
+    // Transformers (thesis 3.4 and table 3-18: AdamW, grow every 5 epochs, two width growths per depth growth,
+    // new weights ~ N(0, 0.1)). On 2 cores the intervals are 2 epochs and the data a subset; patch 7 gives 16 tokens.
+    private static readonly TrainingOptions AdamW = new()
+    {
+        Optimizer = OptimizerKind.AdamW, LearningRate = 1e-3, WeightDecay = 0.05, BatchSize = 128,
+        DecayNormsAndBiases = false,
+    };
+
+    private static GrowthOptions TransformerGrowth(int interval, int maxEpochs, int fineTune) => new()
+    {
+        IntervalEpochs = interval, MaxEpochs = maxEpochs, FineTuneEpochs = fineTune, Pattern = "wwd",
+        Init = new InitOptions { Strategy = InitStrategy.Gaussian, Scale = 0.1 },
+        Stopping = new StoppingOptions { Threshold = 0.01, Tolerance = 1 },
+    };
+
+    private static readonly DatasetSpec FashionVitData = new(TrainLimit: 20000);
+
+    // Fortunes topics, sequences cut at 96 word pieces (the median fortune is far shorter; docs/data-fortunes.md).
+    private static readonly TextDatasetSpec FortunesData = new(SequenceLength: 96);
+
+    private static RunSpec Vit(string name, RunKind kind, int layers, int heads, GrowthOptions? growth = null,
+        int epochs = 10) => new()
+    {
+        Kind = kind, Preset = name, Data = FashionVitData, Training = AdamW, Epochs = epochs,
+        Model = new ModelRequest { Family = "vit", Layers = layers, Heads = heads, HeadDim = 32, PatchSize = 7 },
+        Growth = growth ?? TransformerGrowth(2, 24, 4),
+    };
+
+    private static RunSpec Bert(string name, RunKind kind, int layers, int heads, GrowthOptions? growth = null,
+        int epochs = 10) => new()
+    {
+        Kind = kind, Preset = name, TextData = FortunesData, Training = AdamW with { BatchSize = 64 }, Epochs = epochs,
+        Model = new ModelRequest { Family = "bert", Layers = layers, Heads = heads, HeadDim = 32 },
+        Growth = growth ?? TransformerGrowth(2, 24, 4),
+    };
+
     public static readonly IReadOnlyList<Preset> All =
     [
         new("tiny", "smoke test: a few thousand samples, under a minute", "VGG seed, widths 16-24-32",
@@ -65,6 +102,19 @@ public static class Presets
             Fixed("fashion-resnet18", "resnet18", new DatasetSpec(), 2)),
         new("fashion-mbv3small", "fixed MobileNetV3-small-style baseline, full Fashion-MNIST", "mbv3-small",
             "Fashion-MNIST full", Fixed("fashion-mbv3small", "mbv3-small", new DatasetSpec(), 4)),
+        new("fashion-vit", "AdaGrow ViT on Fashion-MNIST (heads and layers from a 1-layer, 2-head seed), 2 cores",
+            "ViT seed D1, 2 heads × 32, patch 7", "Fashion-MNIST 20k train subset",
+            Vit("fashion-vit", RunKind.Grow, 1, 2)),
+        new("fashion-vit-small", "fixed ViT, the thesis's small D10W512 scaled to D5W128 (depth ÷2, width ÷4)",
+            "ViT D5, 4 heads × 32", "Fashion-MNIST 20k train subset", Vit("fashion-vit-small", RunKind.Train, 5, 4)),
+        new("fashion-vit-base", "fixed ViT, the thesis's base D12W768 scaled to D6W192 (depth ÷2, width ÷4)",
+            "ViT D6, 6 heads × 32", "Fashion-MNIST 20k train subset", Vit("fashion-vit-base", RunKind.Train, 6, 6)),
+        new("fortunes-bert", "AdaGrow BERT-style encoder on the fortunes topic task, 2 cores",
+            "BERT seed D1, 2 heads × 32", "fortunes, 10 topics, 96 word pieces", Bert("fortunes-bert", RunKind.Grow, 1, 2)),
+        new("fortunes-bert-small", "fixed BERT, D10W512 scaled to D5W128",
+            "BERT D5, 4 heads × 32", "fortunes, 10 topics", Bert("fortunes-bert-small", RunKind.Train, 5, 4)),
+        new("fortunes-bert-base", "fixed BERT, D12W768 scaled to D6W192",
+            "BERT D6, 6 heads × 32", "fortunes, 10 topics", Bert("fortunes-bert-base", RunKind.Train, 6, 6)),
         .. new[] { "vgg", "resnet", "bottleneck", "mbv3" }.Select(f => new Preset($"cifar10-{f}",
             "thesis settings (table 3-18): 100 epochs, grow every 3, for GPUs; --data DIR with the CIFAR-10 binary files",
             $"{f} seed", "CIFAR-10 (bring your own files)",

@@ -22,6 +22,9 @@ public sealed record RunSpec
 
     public long Seed { get; set; } = 1;
     public DatasetSpec Data { get; set; } = new();
+
+    /// <summary>Text data instead of images (BERT-style runs): fortunes topics or a label&lt;TAB&gt;text file.</summary>
+    public ScaleGrow.Data.Text.TextDatasetSpec? TextData { get; set; }
     public ModelRequest Model { get; set; } = new();
     public TrainingOptions Training { get; set; } = new();
 
@@ -45,6 +48,16 @@ public sealed record RunSpec
         Training.Validate();
         Growth.Validate();
         Model.Validate();
+        if (TextData is not null)
+        {
+            TextData.Validate();
+            if (Model.Architecture is null && Model.Baseline is null && Model.Family?.Trim().ToLowerInvariant() != "bert")
+                throw new InvalidSpecException($"run: text data needs a text model (family bert), not '{Model.Family}'");
+        }
+        else if (Model.Family?.Trim().ToLowerInvariant() == "bert")
+        {
+            throw new InvalidSpecException("run: family bert needs textData (e.g. {\"name\": \"fortunes\"})");
+        }
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, RunJson.Default.RunSpec);
@@ -146,5 +159,6 @@ public sealed record ModelRequest
     ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowOutOfOrderMetadataProperties = true)]
 [JsonSerializable(typeof(RunSpec))]
+[JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 [JsonSerializable(typeof(ArchitectureSpec))]
 internal partial class RunJson : JsonSerializerContext;

@@ -27,8 +27,8 @@ public sealed partial class RunSteps
     {
         var clock = Stopwatch.StartNew();
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = Data(spec);
-        var model = await LoadModelAsync(input.Checkpoint.Model, cancellationToken);
+        var data = RunData.For(spec);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
         try
         {
             using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
@@ -36,8 +36,8 @@ public sealed partial class RunSteps
                        await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                        input.Checkpoint.Optimizer))
                 optimizer.Import(state, strict: true, source: input.Checkpoint.Optimizer);
-            var loader = data.TrainBatches(spec.Training.BatchSize, Seeds.Derive(spec.Seed, "batches", 0));
-            int batches = loader.BatchCount;
+            long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
+            int batches = data.TrainBatchCount(spec.Training.BatchSize);
             var schedule = input.Schedule.For(batches);
             var control = new ControlFlag(_store, input.RunId, ControlPollSeconds);
             var epochs = new List<EpochRecord>();
@@ -50,7 +50,7 @@ public sealed partial class RunSteps
             {
                 int epoch = position.Epoch, start = position.Batch;
                 var metrics = Trainer.TrainEpoch(model.Module, optimizer, schedule,
-                    loader.Epoch(epoch).Skip(start), spec.Training.LabelSmoothing,
+                    data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
                     onBatch: b => Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
                         b.Loss, b.LearningRate)),
                     shouldStop: () =>
@@ -67,8 +67,8 @@ public sealed partial class RunSteps
                     position = new TrainingPosition(epoch, done);
                     break;
                 }
-                var validation = Trainer.Evaluate(model.Module,
-                    data.EvalBatches(data.Validation, spec.Training.EvalBatchSize).Epoch(0), cancellationToken);
+                var validation = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
+                    cancellationToken);
                 var record = new EpochRecord
                 {
                     Epoch = epoch, Phase = input.Phase, TrainLoss = metrics.Loss, TrainAccuracy = metrics.Accuracy,
@@ -83,7 +83,7 @@ public sealed partial class RunSteps
             }
             var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
                 RunPaths.StepOptimizer(input.RunId, input.Step));
-            await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model), null, cancellationToken);
+            await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, Carried(metadata)), null, cancellationToken);
             using (var exported = optimizer.Export())
                 await _store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(exported), null, cancellationToken);
             // Journal the epochs only once the checkpoint holding them is written: an entry means "done and kept".

@@ -24,7 +24,6 @@ namespace ScaleGrow.Runs;
 /// </summary>
 public sealed partial class RunSteps : IRunSteps
 {
-    private static readonly ConcurrentDictionary<string, Lazy<DataSplits>> DataCache = new();
     private readonly IArtifactStore _store;
     private readonly ILogger _logger;
 
@@ -66,8 +65,8 @@ public sealed partial class RunSteps : IRunSteps
         CancellationToken cancellationToken = default)
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = Data(spec);
-        var architecture = spec.Model.Build(data.Train.Channels, data.Train.Height, data.Train.NumClasses);
+        var data = RunData.For(spec);
+        var architecture = data.BuildArchitecture(spec.Model);
         if (spec.Kind == RunKind.Grow)
         {
             if (spec.Growth.Stopping.ParameterBudget is { } budget)
@@ -84,7 +83,7 @@ public sealed partial class RunSteps : IRunSteps
         using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
         using var state = optimizer.Export();
         var checkpoint = new RunCheckpoint(0, RunPaths.StepModel(input.RunId, 0), RunPaths.StepOptimizer(input.RunId, 0));
-        await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model), null, cancellationToken);
+        await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, data.CheckpointMetadata), null, cancellationToken);
         await _store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
         var stats = ModelStats.Of(architecture);
         await Journal(input.RunId).UpsertAsync("initialize", new JsonObject
@@ -122,14 +121,14 @@ public sealed partial class RunSteps : IRunSteps
         CancellationToken cancellationToken = default)
     {
         var grownSpec = ArchitectureSpec.FromJson(input.GrownArchitectureJson, $"run {input.RunId} growth");
-        var model = await LoadModelAsync(input.Checkpoint.Model, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
         try
         {
             var (grown, newParameters) = ModelRebuilder.Rebuild(model, grownSpec, input.Init, input.Seed);
             try
             {
                 string path = RunPaths.StepModel(input.RunId, input.Step);
-                await _store.WriteAsync(path, ModelIO.SaveModel(grown), null, cancellationToken);
+                await _store.WriteAsync(path, ModelIO.SaveModel(grown, Carried(metadata)), null, cancellationToken);
                 var action = input.Action with { NewParameters = newParameters };
                 var stats = ModelStats.Of(grownSpec);
                 await Journal(input.RunId).UpsertAsync($"growth-{input.Step:00000}", new JsonObject
@@ -183,12 +182,12 @@ public sealed partial class RunSteps : IRunSteps
 
     public async Task<FuseResult> FuseAsync(FuseInput input, CancellationToken cancellationToken = default)
     {
-        var model = await LoadModelAsync(input.Checkpoint.Model, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
         try
         {
             IScaleGrowModel fused = model is CnnModel cnn && !cnn.Spec.Fused ? CnnFusion.Fuse(cnn) : model;
             string path = RunPaths.Final(input.RunId, "fused.safetensors");
-            await _store.WriteAsync(path, ModelIO.SaveModel(fused), null, cancellationToken);
+            await _store.WriteAsync(path, ModelIO.SaveModel(fused, Carried(metadata)), null, cancellationToken);
             var stats = ModelStats.Of(model.Spec);
             if (!ReferenceEquals(fused, model)) fused.Module.Dispose();
             return new FuseResult(path, stats.Parameters, stats.ParametersFused);
@@ -202,11 +201,11 @@ public sealed partial class RunSteps : IRunSteps
     public async Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken cancellationToken = default)
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = Data(spec);
+        var data = RunData.For(spec);
         var model = await LoadModelAsync(input.Model, cancellationToken);
         try
         {
-            var result = Evaluation.Evaluate(model, data, data.Test, spec.Training.EvalBatchSize,
+            var result = Evaluation.Evaluate(model, data, spec.Training.EvalBatchSize,
                 input.MeasureLatency && spec.MeasureLatency, cancellationToken);
             await Journal(input.RunId).UpsertAsync("evaluate", new JsonObject
             {
@@ -223,26 +222,20 @@ public sealed partial class RunSteps : IRunSteps
 
     private RunJournal Journal(string runId) => new(_store, runId);
 
-    private async Task<IScaleGrowModel> LoadModelAsync(string path, CancellationToken cancellationToken)
+    private async Task<IScaleGrowModel> LoadModelAsync(string path, CancellationToken cancellationToken) =>
+        (await LoadModelWithMetadataAsync(path, cancellationToken)).Model;
+
+    private async Task<(IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata)> LoadModelWithMetadataAsync(
+        string path, CancellationToken cancellationToken)
     {
         var bytes = await _store.ReadAllBytesAsync(path, cancellationToken);
-        return ModelIO.LoadModel(bytes, path).Model;
+        return ModelIO.LoadModel(bytes, path);
     }
 
-    private static DataSplits Data(RunSpec spec)
-    {
-        string key = JsonSerializer.Serialize(spec.Data, RunStepsJson.Default.DatasetSpec);
-        var lazy = DataCache.GetOrAdd(key, _ => new Lazy<DataSplits>(() => DatasetLoader.Load(spec.Data)));
-        try
-        {
-            return lazy.Value;
-        }
-        catch
-        {
-            DataCache.TryRemove(key, out _); // a missing file today may be there tomorrow
-            throw;
-        }
-    }
+    /// <summary>Metadata a model's next checkpoint keeps (the tokenizer and text data spec); the rest is recomputed when saving.</summary>
+    private static IReadOnlyDictionary<string, string> Carried(IReadOnlyDictionary<string, string> metadata) =>
+        metadata.Where(kv => kv.Key is ScaleGrow.Data.Text.TextTokenizer.MetadataKey or TextRunData.MetadataKey)
+            .ToDictionary(kv => kv.Key, kv => kv.Value);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
@@ -250,4 +243,5 @@ public sealed partial class RunSteps : IRunSteps
 [JsonSerializable(typeof(GrowthRunState))]
 [JsonSerializable(typeof(EvaluationResult))]
 [JsonSerializable(typeof(DatasetSpec))]
+[JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 internal partial class RunStepsJson : JsonSerializerContext;

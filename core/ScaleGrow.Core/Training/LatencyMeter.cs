@@ -8,12 +8,16 @@ namespace ScaleGrow.Training;
 public static class LatencyMeter
 {
     public static double MedianMilliseconds(nn.Module<Tensor, Tensor> model, long[] inputShape, int warmup = 3,
+        int repeats = 15) => MedianMilliseconds(model, () => torch.randn(inputShape), warmup, repeats);
+
+    /// <summary>Latency for an input made by <paramref name="input"/> (e.g. token ids for text models).</summary>
+    public static double MedianMilliseconds(nn.Module<Tensor, Tensor> model, Func<Tensor> input, int warmup = 3,
         int repeats = 15)
     {
         model.eval();
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var x = torch.randn(inputShape);
+        var x = input();
         for (int i = 0; i < warmup; i++)
         {
             using var s = torch.NewDisposeScope();

@@ -61,21 +61,27 @@ public sealed class TextDataSplits : IDisposable
 /// </summary>
 public static class TextDataLoader
 {
-    public static TextDataSplits Load(TextDatasetSpec spec)
+    /// <summary>
+    /// Reads and splits the data. With <paramref name="tokenizer"/> (the one a checkpoint carries) the texts are
+    /// encoded with it; without, a vocabulary is built from the training split.
+    /// </summary>
+    public static TextDataSplits Load(TextDatasetSpec spec, TextTokenizer? tokenizer = null)
     {
         spec.Validate();
         var clock = Stopwatch.StartNew();
         var texts = spec.Name == TextDatasetSpec.Fortunes
             ? FortuneClassification.Build(FortuneReader.ReadDirectory(spec.Path), spec.FortuneOptions)
             : LabelledTextFile.ReadSplits(spec.Path!, spec.ValidationFraction, spec.TestFraction, spec.Seed);
-        return Encode(spec, texts, clock);
+        return Encode(spec, texts, clock, tokenizer);
     }
 
-    /// <summary>Vocabulary from <paramref name="texts"/>' training split, then the three encoded datasets.</summary>
-    public static TextDataSplits Encode(TextDatasetSpec spec, LabelledTextSplits texts, Stopwatch? clock = null)
+    /// <summary>Vocabulary from <paramref name="texts"/>' training split (unless given), then the three encoded
+    /// datasets.</summary>
+    public static TextDataSplits Encode(TextDatasetSpec spec, LabelledTextSplits texts, Stopwatch? clock = null,
+        TextTokenizer? tokenizer = null)
     {
         clock ??= Stopwatch.StartNew();
-        var tokenizer = TextTokenizer.Train(texts.Train.Select(s => s.Text), spec.TokenizerOptions);
+        tokenizer ??= TextTokenizer.Train(texts.Train.Select(s => s.Text), spec.TokenizerOptions);
         TextDataset? train = null, validation = null, test = null;
         try
         {
