@@ -15,6 +15,7 @@ using static TorchSharp.torch;
 // bench/RESULTS.md can be reproduced by hand. Results go to bench/results/<mode>-<time>.md.
 //   growth     [--presets a,b] [--baselines x,y] [--seed N]   growth presets vs fixed baselines at equal wall time
 //   ablations  [--seeds 1,2] [--train-limit N]                placement, sampling, init, optimizer (table 3-6…3-10)
+//   transformer-ablations [--seeds 1,2] [--train-limit N]    heads vs head width, depth placement, optimizer state
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string root = FindRoot();
@@ -32,6 +33,7 @@ switch (mode)
 {
     case "growth": await Growth(); break;
     case "ablations": await Ablations(); break;
+    case "transformer-ablations": await TransformerAblations(); break;
     case "overhead": await Overhead(); break;
     default: throw new ArgumentException($"unknown mode {mode}");
 }
@@ -95,22 +97,58 @@ async Task Ablations()
         ("init: zeros", s => s with { Growth = s.Growth with { Init = new InitOptions { Strategy = InitStrategy.Zeros } } }),
         ("optimizer: fresh", s => s with { Growth = s.Growth with { OptimizerMigration = OptimizerMigrationStrategy.Fresh } }),
     };
+    await RunVariants("ablation", Base, variants, seeds);
+}
+
+async Task TransformerAblations()
+{
+    var seeds = (options.GetValueOrDefault("seeds") ?? "1,2").Split(',').Select(long.Parse).ToArray();
+    int trainLimit = int.Parse(options.GetValueOrDefault("train-limit") ?? "6000");
+    // Reduced fashion-vit (tables 3-11, 3-12, 3-16): 1-epoch intervals, 10 epochs of growth, no early stop, so
+    // every variant makes the same number of growths and only the strategy differs.
+    RunSpec Base(long seed) => Presets.Get("fashion-vit").Spec with
+    {
+        Seed = seed, Preset = "transformer-ablation",
+        Data = new ScaleGrow.Data.DatasetSpec(TrainLimit: trainLimit),
+        Growth = Presets.Get("fashion-vit").Spec.Growth with
+        {
+            IntervalEpochs = 1, MaxEpochs = 9, FineTuneEpochs = 2, Stopping = new StoppingOptions { Auto = false },
+        },
+        MeasureLatency = false,
+    };
+    var variants = new (string Name, Func<RunSpec, RunSpec> Change)[]
+    {
+        ("default (more heads, greedy depth, inherited moments + zero)", s => s),
+        ("width: wider heads", s => s with { Growth = s.Growth with { TransformerWidth = TransformerWidthGrowth.HeadDim } }),
+        ("depth: first", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.First } }),
+        ("depth: last", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.Last } }),
+        ("depth: random", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.Random } }),
+        ("optimizer: fresh", s => s with { Growth = s.Growth with { OptimizerMigration = OptimizerMigrationStrategy.Fresh } }),
+    };
+    await RunVariants("tablation", Base, variants, seeds);
+}
+
+async Task RunVariants(string prefix, Func<long, RunSpec> baseSpec, (string Name, Func<RunSpec, RunSpec> Change)[] variants,
+    long[] seeds)
+{
     var results = new List<(string Variant, long Seed, JsonObject Result)>();
     foreach (var (name, change) in variants)
         foreach (var seed in seeds)
         {
-            var spec = change(Base(seed));
-            var file = Path.Combine(work, $"ablation-{Slug(name)}-s{seed}.json");
+            var spec = change(baseSpec(seed));
+            var file = Path.Combine(work, $"{prefix}-{Slug(name)}-s{seed}.json");
             File.WriteAllText(file, spec.ToJson());
-            results.Add((name, seed, await Cli($"grow --spec {Relative(file)}", $"ablation-{Slug(name)}-s{seed}")));
+            results.Add((name, seed, await Cli($"grow --spec {Relative(file)}", $"{prefix}-{Slug(name)}-s{seed}")));
         }
-    md.AppendLine("| variant | " + string.Join(" | ", seeds.Select(s => $"seed {s}")) + " | mean | final arch |");
-    md.AppendLine("|---|" + string.Concat(seeds.Select(_ => "---|")) + "---|---|");
+    md.AppendLine("| variant | " + string.Join(" | ", seeds.Select(s => $"seed {s}")) + " | mean | final arch | params | wall s |");
+    md.AppendLine("|---|" + string.Concat(seeds.Select(_ => "---|")) + "---|---|---|---|");
     foreach (var group in results.GroupBy(r => r.Variant))
     {
         var accs = group.Select(g => (double)g.Result["accuracy"]!).ToList();
         md.AppendLine($"| {group.Key} | " + string.Join(" | ", accs.Select(a => $"{a * 100:0.00}")) +
-                      $" | {accs.Average() * 100:0.00} | {string.Join(", ", group.Select(g => (string)g.Result["arch"]!).Distinct())} |");
+                      $" | {accs.Average() * 100:0.00} | {string.Join(", ", group.Select(g => (string)g.Result["arch"]!).Distinct())}" +
+                      $" | {string.Join(", ", group.Select(g => $"{(long)g.Result["parametersFused"]! / 1e3:0.0}K"))}" +
+                      $" | {group.Average(g => (double)g.Result["wallSeconds"]!):0} |");
     }
 }
 
@@ -177,19 +215,19 @@ void Table(List<JsonObject> rows)
 // Seconds per training epoch of a fixed spec on this machine: a few timed steps on random data of the run's shape.
 double SecondsPerEpoch(RunSpec spec)
 {
-    using var data = ScaleGrow.Data.DatasetLoader.Load(spec.Data with { TestLimit = 100 });
-    var arch = spec.Model.Build(data.Channels, data.Height, data.NumClasses);
+    var data = RunData.For(spec);
+    var arch = data.BuildArchitecture(spec.Model);
     torch.manual_seed(1);
     var model = ModelFactory.Create(arch);
     var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
-    var x = torch.randn(spec.Training.BatchSize, data.Channels, data.Height, data.Width);
+    var x = data.SampleInput(spec.Training.BatchSize);
     var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize);
     var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
     Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
     var clock = Stopwatch.StartNew();
     Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8));
     double perStep = clock.Elapsed.TotalSeconds / 8;
-    long steps = (data.Train.Count + spec.Training.BatchSize - 1) / spec.Training.BatchSize;
+    long steps = data.TrainBatchCount(spec.Training.BatchSize);
     return perStep * steps * 1.08; // + validation, roughly
 }
 
