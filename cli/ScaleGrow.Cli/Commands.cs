@@ -30,6 +30,9 @@ public static class Commands
           predict   --model CKPT --data DIR --out FILE.csv [--dataset NAME] [--limit N]
           inspect   --model CKPT
           fuse      --model CKPT --out CKPT
+          quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
+                    [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
+                    [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
           runs      list | show ID | stop ID | resume ID | delete ID [--artifacts] [--store ...] [--engine ...]
           presets                              list the presets
 
@@ -43,6 +46,7 @@ public static class Commands
         "predict" => Task.FromResult(Predict(args)),
         "inspect" => Task.FromResult(Inspect(args)),
         "fuse" => Task.FromResult(Fuse(args)),
+        "quantize" => QuantizeCommand.ExecuteAsync(args),
         "presets" => Task.FromResult(ListPresets(args)),
         _ => throw new UsageException($"unknown command '{command}' (try: scalegrow help)"),
     };
