@@ -23,6 +23,14 @@ public sealed record QuantizationRunRequest
     /// <summary>Data whose TEST split measures accuracy before and after; null: accuracy is not measured.</summary>
     public DataSplits? EvaluationData { get; init; }
 
+    /// <summary>Give the re-ordering methods the fused convolutions' branch-overlap maps (thesis 4.2.2: most-overlapped
+    /// kernel positions first). False orders every layer by importance alone — an ablation of that rule.</summary>
+    public bool UseOverlapMaps { get; init; } = true;
+
+    /// <summary>Measure the float model too (benchmarks that quantize one model many times measure it once).
+    /// </summary>
+    public bool EvaluateBefore { get; init; } = true;
+
     public QuantizedCheckpointOptions Checkpoint { get; init; } = new();
 
     public int EvaluationBatchSize { get; init; } = 500;
@@ -116,12 +124,18 @@ public sealed class QuantizationRunner(ILogger? logger = null)
             carried.Remove(CheckpointMetadata.QuantizationKey);
             var overlapMaps = model.Spec is CnnSpec { Fused: true } cnn ? CnnFusion.OverlapMaps(cnn) : null;
             if (overlapMaps is not null) carried[ModelIO.OverlapKey] = ModelIO.OverlapJson(overlapMaps);
+            if (!request.UseOverlapMaps && overlapMaps is not null)
+            {
+                overlapMaps = null;
+                if (QuantizationMethods.Reorders(options.Method))
+                    notes.Add("overlap maps not used: columns ordered by importance alone");
+            }
             long fp32Bytes = ModelIO.SaveModel(model, carried).LongLength;
 
             double evaluateSeconds = 0;
             double? before = null;
             long testSamples = 0;
-            if (request.EvaluationData is { } test)
+            if (request.EvaluationData is { } test && request.EvaluateBefore)
             {
                 progress?.Report(new QuantizationRunProgress(QuantizationRunStage.EvaluatingBefore));
                 var watch = Stopwatch.StartNew();
@@ -147,7 +161,8 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 progress?.Report(new QuantizationRunProgress(QuantizationRunStage.EvaluatingAfter));
                 var watch = Stopwatch.StartNew();
                 quantizedModel = ModelIO.LoadModel(bytes, source).Model;
-                after = Evaluate(quantizedModel, testAgain, request.EvaluationBatchSize, cancellation).Accuracy;
+                var metrics = Evaluate(quantizedModel, testAgain, request.EvaluationBatchSize, cancellation);
+                (after, testSamples) = (metrics.Accuracy, metrics.Samples);
                 evaluateSeconds += watch.Elapsed.TotalSeconds;
             }
 

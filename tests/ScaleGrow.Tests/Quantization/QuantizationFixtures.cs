@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Quantization;
 using ScaleGrow.Tests.Data;
 using ScaleGrow.Tests.Models;
 using ScaleGrow.Training;
@@ -34,6 +36,29 @@ internal static class QuantizationFixtures
         CnnFusionTests.RandomizeNorms(model, channels: 1, size: ImageSize);
         model.eval();
         return CnnFusion.Fuse(model);
+    }
+
+    /// <summary>
+    /// The fixture model quantized with <paramref name="options"/>, computed once per options and shared by the
+    /// tests: the quantized checkpoint with F32 and with F16 scales, and the float checkpoint of the model holding the
+    /// dequantized weights the quantizer produced (what a bit-exact load must give back).
+    /// </summary>
+    public static QuantizedFixture Quantized(QuantizationOptions options) =>
+        Cache.GetOrAdd(options.ToJson(), _ => new Lazy<QuantizedFixture>(() => Quantize(options))).Value;
+
+    private static readonly ConcurrentDictionary<string, Lazy<QuantizedFixture>> Cache = new();
+
+    private static QuantizedFixture Quantize(QuantizationOptions options)
+    {
+        // A private scope: the cached bytes outlive whichever test asked first, the tensors do not.
+        using var scope = torch.NewDisposeScope();
+        using var model = RandomFusedCnn();
+        var calibration = Batches(1, 16, 9);
+        using var result = new ModelQuantizer(options).Quantize(model, calibration,
+            overlapMaps: CnnFusion.OverlapMaps(model.Spec));
+        return new QuantizedFixture(QuantizedCheckpoint.Save(model, result),
+            QuantizedCheckpoint.Save(model, result, new QuantizedCheckpointOptions { Scales = ScaleFormat.F16 }),
+            ModelIO.SaveModel(model), result.Layers.Select(l => l.Name).ToList());
     }
 
     /// <summary>Random model-ready batches of the fixture's input shape.</summary>
@@ -99,3 +124,7 @@ internal static class QuantizationFixtures
         return ModelIO.SaveModel(model);
     }
 }
+
+/// <summary>One cached quantization of the fixture model (see <see cref="QuantizationFixtures.Quantized"/>).</summary>
+internal sealed record QuantizedFixture(byte[] Checkpoint, byte[] CheckpointF16, byte[] DequantizedFloat,
+    IReadOnlyList<string> Layers);

@@ -97,6 +97,24 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
     }
 
     [Fact]
+    public void WithoutOverlapMapsReorderingUsesImportanceAloneAndSaysSo()
+    {
+        using var calibration = CalibrationSet.FromTrainingSplit(trained.Data, 16, seed: 1);
+        var request = new QuantizationRunRequest
+        {
+            Options = new QuantizationOptions { Method = QuantizationMethods.GptqReorder, Bits = 3 },
+            Calibration = calibration,
+        };
+        var withMaps = new QuantizationRunner().Run(trained.Checkpoint, "grown.safetensors", request);
+        var without = new QuantizationRunner().Run(trained.Checkpoint, "grown.safetensors",
+            request with { UseOverlapMaps = false });
+        Assert.Contains(without.Report.Notes, n => n.Contains("overlap maps not used"));
+        Assert.DoesNotContain(withMaps.Report.Notes, n => n.Contains("overlap maps not used"));
+        // The fused grown units have uneven overlap maps, so the two orders quantize differently.
+        Assert.NotEqual(withMaps.Checkpoint, without.Checkpoint);
+    }
+
+    [Fact]
     public void AnInMemoryModelIsCopiedNotQuantizedInPlace()
     {
         var (model, _) = ModelIO.LoadModel(trained.Checkpoint, "grown.safetensors");

@@ -23,14 +23,14 @@ public partial class QuantizedCheckpointHostileTests(ITestOutputHelper output)
     /// re-ordered quantization order, so layers carry zero points and permutations.</summary>
     private static readonly Lazy<(byte[] File, string Conv, string Linear, long Columns)> Base = new(() =>
     {
-        using var scope = torch.NewDisposeScope();
-        var (model, result) = QuantizedCheckpointTests.QuantizeFixture(new QuantizationOptions
-            { Method = QuantizationMethods.GptqReorder, Bits = 3, GroupSize = 8 });
-        using var _ = model;
-        using var __ = result;
-        var file = QuantizedCheckpoint.Save(model, result);
-        var conv = result.Layers.First(l => l.Kind == LayerKind.Conv2d && l.GroupSize > 0 && l.Codes.shape[1] > 9);
-        return (file, conv.Name, result.Layers.Single(l => l.Kind == LayerKind.Linear).Name, conv.Codes.shape[1]);
+        var file = QuantizationFixtures.Quantized(QuantizedCheckpointTests.Options(QuantizationMethods.GptqReorder,
+            bits: 3, groupSize: 8, symmetric: false)).Checkpoint;
+        var info = QuantizedCheckpoint.ParseInfo(
+            SafeTensorsReader.Read(file, "base").Metadata[Key], "base");
+        long Columns(QuantizedLayerInfo l) => l.Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        var conv = info.Layers.First(l => l.Value.Kind == LayerKind.Conv2d && l.Value.Permuted
+                                          && Columns(l.Value) > 9);
+        return (file, conv.Key, info.Layers.Single(l => l.Value.Kind == LayerKind.Linear).Key, Columns(conv.Value));
     });
 
     private static string Conv => Base.Value.Conv;

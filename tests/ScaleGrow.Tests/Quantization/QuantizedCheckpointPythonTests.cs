@@ -85,8 +85,10 @@ public class QuantizedCheckpointPythonTests
     public static TheoryData<string, int, int, bool, ScaleFormat> Files => new()
     {
         { QuantizationMethods.GptqReorder, 3, 8, false, ScaleFormat.F16 },
-        { QuantizationMethods.GptqReorderDynamic, 5, 0, true, ScaleFormat.F32 },
-        { QuantizationMethods.Rtn, 8, 16, false, ScaleFormat.F32 },
+        { QuantizationMethods.GptqReorder, 3, 8, false, ScaleFormat.F32 },
+        { QuantizationMethods.GptqReorderDynamic, 2, 16, true, ScaleFormat.F32 },
+        { QuantizationMethods.GptqReorder, 5, 0, false, ScaleFormat.F32 },
+        { QuantizationMethods.Gptq, 8, 0, true, ScaleFormat.F32 },
     };
 
     [Theory]
@@ -96,11 +98,9 @@ public class QuantizedCheckpointPythonTests
     {
         Assert.True(File.Exists(Python), $"{Python} is missing: apt-get install python3");
         using var scope = torch.NewDisposeScope();
-        var (model, result) = QuantizedCheckpointTests.QuantizeFixture(new QuantizationOptions
-            { Method = method, Bits = bits, GroupSize = groupSize, Symmetric = symmetric, BlockSize = 16 });
-        using var _ = model;
-        using var __ = result;
-        var bytes = QuantizedCheckpoint.Save(model, result, new QuantizedCheckpointOptions { Scales = scales });
+        var fixture = QuantizationFixtures.Quantized(
+            QuantizedCheckpointTests.Options(method, bits, groupSize, symmetric));
+        var bytes = scales == ScaleFormat.F16 ? fixture.CheckpointF16 : fixture.Checkpoint;
         var path = Path.Combine(Path.GetTempPath(), $"scalegrow-quantized-{Guid.NewGuid():N}.safetensors");
         try
         {
@@ -112,7 +112,7 @@ public class QuantizedCheckpointPythonTests
             var (loaded, _) = ModelIO.LoadModel(bytes, path);
             using var module = loaded.Module;
             var state = module.state_dict();
-            Assert.Equal(result.Layers.Count, weights.EnumerateObject().Count());
+            Assert.Equal(fixture.Layers.Count, weights.EnumerateObject().Count());
             foreach (var layer in weights.EnumerateObject())
             {
                 var expected = state[layer.Name + ".weight"].contiguous().data<float>().ToArray()

@@ -9,15 +9,8 @@ namespace ScaleGrow.Tests.Quantization;
 
 public class QuantizedCheckpointTests
 {
-    internal static (CnnModel Model, ModelQuantizationResult Result) QuantizeFixture(QuantizationOptions options,
-        CnnModel? model = null)
-    {
-        model ??= QuantizationFixtures.RandomFusedCnn();
-        var batches = QuantizationFixtures.Batches(1, 16, 9);
-        var result = new ModelQuantizer(options).Quantize(model, batches,
-            overlapMaps: CnnFusion.OverlapMaps(model.Spec));
-        return (model, result);
-    }
+    internal static QuantizationOptions Options(string method, int bits, int groupSize, bool symmetric) =>
+        new() { Method = method, Bits = bits, GroupSize = groupSize, Symmetric = symmetric, BlockSize = 16 };
 
     public static TheoryData<string, int, int, bool> Settings => new()
     {
@@ -34,41 +27,37 @@ public class QuantizedCheckpointTests
         int groupSize, bool symmetric)
     {
         using var scope = torch.NewDisposeScope();
-        var options = new QuantizationOptions
-            { Method = method, Bits = bits, GroupSize = groupSize, Symmetric = symmetric, BlockSize = 16 };
-        var (model, result) = QuantizeFixture(options);
-        using var _ = model;
-        using var __ = result;
-        var bytes = QuantizedCheckpoint.Save(model, result);
+        var fixture = QuantizationFixtures.Quantized(Options(method, bits, groupSize, symmetric));
 
-        var (loaded, metadata) = ModelIO.LoadModel(bytes, "q.safetensors");
+        // The float model holding the quantizer's dequantized weights is what loading the packed file must give.
+        var (expected, _) = ModelIO.LoadModel(fixture.DequantizedFloat, "dequantized.safetensors");
+        var (loaded, metadata) = ModelIO.LoadModel(fixture.Checkpoint, "q.safetensors");
+        using var expectedModule = expected.Module;
         using var loadedModule = loaded.Module;
-        Assert.Equal(model.Spec.ToJson(), loaded.Spec.ToJson());
+        Assert.Equal(expected.Spec.ToJson(), loaded.Spec.ToJson());
         Assert.True(metadata.ContainsKey(CheckpointMetadata.QuantizationKey));
         var state = loaded.Module.state_dict();
-        var quantized = result.Layers.ToDictionary(l => l.Name + ".weight");
-        foreach (var (name, original) in model.state_dict())
-        {
-            var expected = quantized.TryGetValue(name, out var layer) ? layer.Dequantized : original;
-            Assert.True(state[name].dtype == expected.dtype && state[name].eq(expected).all().item<bool>(), name);
-        }
+        foreach (var (name, want) in expected.Module.state_dict())
+            Assert.True(state[name].dtype == want.dtype && state[name].eq(want).all().item<bool>(), name);
 
-        var info = QuantizedCheckpoint.Load(bytes, "q.safetensors").Info;
-        Assert.Equal((method, bits, symmetric, ScaleFormat.F32), (info.Method, info.Bits, info.Symmetric,
-            info.ScaleFormat));
-        Assert.Equal(result.Layers.Select(l => l.Name).Order(StringComparer.Ordinal), info.Layers.Keys);
+        var info = QuantizedCheckpoint.Load(fixture.Checkpoint, "q.safetensors");
+        using var infoModule = info.Model.Module;
+        Assert.Equal((method, bits, symmetric, ScaleFormat.F32),
+            (info.Info.Method, info.Info.Bits, info.Info.Symmetric, info.Info.ScaleFormat));
+        Assert.Equal(fixture.Layers.Order(StringComparer.Ordinal), info.Info.Layers.Keys);
 
         // Only what a layer needs is stored: zero points for asymmetric grids, a permutation for permuted groups.
-        var names = SafeTensorsReader.Read(bytes, "q.safetensors").Tensors.Keys.ToHashSet();
-        foreach (var l in result.Layers)
+        var names = SafeTensorsReader.Read(fixture.Checkpoint, "q.safetensors").Tensors.Keys.ToHashSet();
+        foreach (var (name, layer) in info.Info.Layers)
         {
-            Assert.DoesNotContain(l.Name + ".weight", names);
-            Assert.Contains(l.Name + QuantizedCheckpoint.CodesSuffix, names);
-            Assert.Contains(l.Name + QuantizedCheckpoint.ScalesSuffix, names);
-            Assert.Equal(!symmetric, names.Contains(l.Name + QuantizedCheckpoint.ZerosSuffix));
-            bool permuted = groupSize > 0 && QuantizationMethods.Reorders(method) && l.GroupSize > 0;
-            Assert.Equal(permuted, names.Contains(l.Name + QuantizedCheckpoint.PermutationSuffix));
-            Assert.Equal(permuted, info.Layers[l.Name].Permuted);
+            Assert.DoesNotContain(name + ".weight", names);
+            Assert.Contains(name + QuantizedCheckpoint.CodesSuffix, names);
+            Assert.Contains(name + QuantizedCheckpoint.ScalesSuffix, names);
+            Assert.Equal(!symmetric, names.Contains(name + QuantizedCheckpoint.ZerosSuffix));
+            long columns = layer.Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            bool permuted = groupSize > 0 && groupSize < columns && QuantizationMethods.Reorders(method);
+            Assert.Equal(permuted, layer.Permuted);
+            Assert.Equal(permuted, names.Contains(name + QuantizedCheckpoint.PermutationSuffix));
         }
     }
 
@@ -76,24 +65,23 @@ public class QuantizedCheckpointTests
     public void TheDataSectionHoldsExactlyThePackedCodesScalesZerosAndTheFloatTensors()
     {
         using var scope = torch.NewDisposeScope();
-        var (model, result) = QuantizeFixture(new QuantizationOptions
-            { Method = QuantizationMethods.GptqReorder, Bits = 3, GroupSize = 8 });
-        using var _ = model;
-        using var __ = result;
-        var bytes = QuantizedCheckpoint.Save(model, result);
+        var fixture = QuantizationFixtures.Quantized(Options(QuantizationMethods.GptqReorder, 3, 8, false));
+        var info = QuantizedCheckpoint.Load(fixture.Checkpoint, "q.safetensors");
+        using var module = info.Model.Module;
 
         long expected = 0;
-        var weightNames = result.Layers.Select(l => l.Name + ".weight").ToHashSet();
-        foreach (var (name, t) in model.state_dict())
-            if (!weightNames.Contains(name)) expected += t.NumberOfElements * t.ElementSize;
-        foreach (var l in result.Layers)
+        foreach (var (name, t) in module.state_dict())
+            if (!info.Info.Layers.ContainsKey(name[..name.LastIndexOf('.')]) || !name.EndsWith(".weight"))
+                expected += t.NumberOfElements * t.ElementSize;
+        foreach (var layer in info.Info.Layers.Values)
         {
-            long rows = l.WeightShape[0], columns = l.Codes.shape[1], grids = l.Scales.shape[1];
+            long rows = layer.Shape[0], columns = layer.Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            long grids = layer.GroupSize == 0 ? 1 : (columns + layer.GroupSize - 1) / layer.GroupSize;
             expected += (rows * columns * 3 + 7) / 8 + rows * grids * 4 + (rows * grids * 3 + 7) / 8;
-            if (l.GroupSize > 0) expected += l.ConvGroups * columns * 4;
+            if (layer.Permuted) expected += layer.ConvGroups * columns * 4;
         }
-        long header = (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        Assert.Equal(expected, bytes.LongLength - 8 - header);
+        long header = (long)BinaryPrimitives.ReadUInt64LittleEndian(fixture.Checkpoint);
+        Assert.Equal(expected, fixture.Checkpoint.LongLength - 8 - header);
     }
 
     [Fact]
@@ -122,26 +110,26 @@ public class QuantizedCheckpointTests
     public void HalfPrecisionScalesSaveTwoBytesPerGridAndMoveWeightsByLessThanAGridStep()
     {
         using var scope = torch.NewDisposeScope();
-        var (model, result) = QuantizeFixture(new QuantizationOptions
-            { Method = QuantizationMethods.GptqReorder, Bits = 4, GroupSize = 8 });
-        using var _ = model;
-        using var __ = result;
-        var f32 = QuantizedCheckpoint.Save(model, result);
-        var f16 = QuantizedCheckpoint.Save(model, result, new QuantizedCheckpointOptions { Scales = ScaleFormat.F16 });
-        long grids = result.Layers.Sum(l => l.Scales.NumberOfElements);
-        long DataBytes(byte[] file) => file.LongLength - 8 - (long)BinaryPrimitives.ReadUInt64LittleEndian(file);
-        Assert.Equal(2 * grids, DataBytes(f32) - DataBytes(f16));
+        var fixture = QuantizationFixtures.Quantized(Options(QuantizationMethods.GptqReorder, 3, 8, false));
+        var full = QuantizedCheckpoint.Load(fixture.Checkpoint, "f32.safetensors");
+        var half = QuantizedCheckpoint.Load(fixture.CheckpointF16, "f16.safetensors");
+        using var fullModule = full.Model.Module;
+        using var halfModule = half.Model.Module;
+        Assert.Equal(ScaleFormat.F16, half.Info.ScaleFormat);
 
-        var loaded = QuantizedCheckpoint.Load(f16, "f16.safetensors");
-        using var module = loaded.Model.Module;
-        Assert.Equal(ScaleFormat.F16, loaded.Info.ScaleFormat);
-        var state = module.state_dict();
-        foreach (var layer in result.Layers)
+        var stored = SafeTensorsReader.Read(fixture.Checkpoint, "f32.safetensors").Tensors;
+        long grids = full.Info.Layers.Keys.Sum(n => stored[n + QuantizedCheckpoint.ScalesSuffix].NumberOfElements);
+        long DataBytes(byte[] file) => file.LongLength - 8 - (long)BinaryPrimitives.ReadUInt64LittleEndian(file);
+        Assert.Equal(2 * grids, DataBytes(fixture.Checkpoint) - DataBytes(fixture.CheckpointF16));
+
+        var a = fullModule.state_dict();
+        var b = halfModule.state_dict();
+        foreach (var name in full.Info.Layers.Keys)
         {
-            var moved = (state[layer.Name + ".weight"] - layer.Dequantized).abs();
-            // |Δŵ| = |q − zero|·|Δscale| ≤ 15 · 2⁻¹¹ · scale at 4 bits: well under half a grid step.
-            var step = layer.Scales.max().item<float>();
-            Assert.True(moved.max().item<float>() <= 15 * step / 2048 * 1.01, layer.Name);
+            var moved = (a[name + ".weight"] - b[name + ".weight"]).abs().max().item<float>();
+            // |Δŵ| = |q − zero|·|Δscale| ≤ 7 · 2⁻¹¹ · scale at 3 bits: a small fraction of a grid step.
+            float step = stored[name + QuantizedCheckpoint.ScalesSuffix].max().item<float>();
+            Assert.True(moved <= 7 * step / 2048 * 1.01, $"{name}: moved {moved}, step {step}");
         }
     }
 
@@ -149,9 +137,9 @@ public class QuantizedCheckpointTests
     public void ScalesOutsideTheHalfPrecisionRangeAreRefusedWhenF16IsAskedFor()
     {
         using var scope = torch.NewDisposeScope();
-        var (model, result) = QuantizeFixture(new QuantizationOptions { Method = QuantizationMethods.Rtn });
-        using var _ = model;
-        using var __ = result;
+        using var model = QuantizationFixtures.RandomFusedCnn();
+        using var result = new ModelQuantizer(new QuantizationOptions { Method = QuantizationMethods.Rtn })
+            .Quantize(model, []);
         result.Layers[0].Scales.fill_(1e-12f);
         var e = Assert.Throws<InvalidSpecException>(() => QuantizedCheckpoint.Save(model, result,
             new QuantizedCheckpointOptions { Scales = ScaleFormat.F16 }));
