@@ -19,7 +19,8 @@ if (args.Length == 0 || args[0] is not ("train-standins" or "run"))
 }
 var options = Arguments.Parse(args[1..]);
 // The benchmark machine is shared: fewer intra-op threads than cores can cost less CPU time per result.
-if (options.Single("threads") is { } threads) TorchSharp.torch.set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
+if (options.Single("threads") is { } threads)
+    TorchSharp.torch.set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
 try
 {
     if (args[0] == "train-standins")

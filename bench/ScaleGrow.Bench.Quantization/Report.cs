@@ -31,8 +31,9 @@ public static class Report
         md.AppendLine($"- Time: {wall.TotalMinutes:0.0} min wall, {cpu.TotalMinutes:0.0} min CPU for " +
                       $"{results.Runs.Count} quantizations and {results.Models.Count} float evaluations.");
         md.AppendLine($"- Calibration: {s.CalibrationSamples} images per seed drawn from the training split " +
-                      $"({results.CalibrationPool} images; never the test split), seeds {string.Join(", ", s.Seeds)}. " +
-                      "rtn reads no calibration data for its weights, so it runs once (its spread is 0 by construction).");
+                      $"({results.CalibrationPool} images; never the test split), seeds " +
+                      $"{string.Join(", ", s.Seeds)}. rtn reads no calibration data for its weights, so it runs once " +
+                      "(its spread is 0 by construction).");
         md.AppendLine($"- Test set: {results.TestSet}, the same images for every row; accuracy is that of the " +
                       "quantized checkpoint loaded back from its bytes.");
         md.AppendLine("- Grid: the defaults (asymmetric, one grid per output channel, blocks of 128 columns, 1% " +
@@ -55,9 +56,9 @@ public static class Report
         var infos = JsonSerializer.Deserialize<List<StandInInfo>>(File.ReadAllText(path))!;
         md.AppendLine("## Models");
         md.AppendLine();
-        md.AppendLine("The lead's checkpoints (`grow --preset fashion-resnet`, `train --preset fashion-vgg11`) did not " +
-                      "exist yet, so these are **stand-ins** trained by this program (`train-standins`) with the core " +
-                      "Trainer on Fashion-MNIST (SGD 0.1, cosine, batch 128, default augmentation):");
+        md.AppendLine("The lead's checkpoints (`grow --preset fashion-resnet`, `train --preset fashion-vgg11`) did " +
+                      "not exist yet, so these are **stand-ins** trained by this program (`train-standins`) with the " +
+                      "core Trainer on Fashion-MNIST (SGD 0.1, cosine, batch 128, default augmentation):");
         if (infos.Select(i => i.Command).FirstOrDefault(c => c is not null) is { } command)
         {
             md.AppendLine();
@@ -125,13 +126,14 @@ public static class Report
         md.AppendLine("## Against the thesis (table 4-1, W4A16)");
         md.AppendLine();
         md.AppendLine("Drops in accuracy points from FP32 at 4 bits (mean over seeds). The thesis measured " +
-                      "AdaGrow-Basic-ResNet on CIFAR-10 with TensorRT/PyTorch; we measure Fashion-MNIST models on CPU " +
-                      "in TorchSharp, so only the ordering and the rough size of the gaps are comparable.");
+                      "AdaGrow-Basic-ResNet on CIFAR-10 with TensorRT/PyTorch; we measure Fashion-MNIST models on " +
+                      "CPU in TorchSharp, so only the ordering and the rough size of the gaps are comparable.");
         md.AppendLine();
         md.AppendLine("| model | FP32 | rtn | gptq (OBS) | gptq-reorder | gptq-reorder-dynamic |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-        md.AppendLine($"| thesis: AdaGrow-Basic-ResNet, CIFAR-10 | {ThesisFp32:0.00} | {ThesisRtn - ThesisFp32:+0.00;-0.00} | " +
-                      $"{ThesisObs - ThesisFp32:+0.00;-0.00} | {ThesisReorder - ThesisFp32:+0.00;-0.00} | — |");
+        md.AppendLine($"| thesis: AdaGrow-Basic-ResNet, CIFAR-10 | {ThesisFp32:0.00} | " +
+                      $"{ThesisRtn - ThesisFp32:+0.00;-0.00} | {ThesisObs - ThesisFp32:+0.00;-0.00} | " +
+                      $"{ThesisReorder - ThesisFp32:+0.00;-0.00} | — |");
         foreach (var m in results.Models)
         {
             string Drop(string method) => Mean(results.Runs, m.Name, 4, method) is { } a

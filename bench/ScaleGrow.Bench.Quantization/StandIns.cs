@@ -10,8 +10,8 @@ using TorchSharp;
 namespace ScaleGrow.Bench.Quantization;
 
 /// <summary>What a stand-in is and how it was trained, for the results file.</summary>
-public sealed record StandInInfo(string Name, string File, string Arch, string Description, int Epochs, int TrainSamples,
-    double Seconds, double ValidationAccuracy, string? Command = null);
+public sealed record StandInInfo(string Name, string File, string Arch, string Description, int Epochs,
+    int TrainSamples, double Seconds, double ValidationAccuracy, string? Command = null);
 
 /// <summary>
 /// Small Fashion-MNIST models trained with the core <see cref="Trainer"/> in a few minutes, standing in for the lead's

@@ -82,7 +82,8 @@ public static class CheckpointCodec
         {
             if (!CheckpointMetadata.ReservedKeys.Contains(key) || metadata.ContainsKey(key))
                 throw new ArgumentException($"'{key}' is not a free reserved key", nameof(ownedPayloads));
-            if (!IsJson(json)) throw new ArgumentException($"the {key} payload is not valid JSON", nameof(ownedPayloads));
+            if (!IsJson(json))
+                throw new ArgumentException($"the {key} payload is not valid JSON", nameof(ownedPayloads));
             metadata[key] = json;
         }
         SafeTensorsWriter.Write(destination, stored, metadata);

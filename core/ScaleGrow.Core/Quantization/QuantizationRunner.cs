@@ -101,12 +101,14 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 var unseen = ModelQuantizer.LayersHooksCannotSee(model.Module, sample);
                 if (unseen.Count > 0 && QuantizationMethods.NeedsCalibration(options.Method))
                     throw new InvalidSpecException(
-                        $"quantization: method {options.Method} needs each layer's inputs, but {model.Spec.ArchString} " +
+                        $"quantization: method {options.Method} needs each layer's inputs, but " +
+                        $"{model.Spec.ArchString} " +
                         $"invokes layer '{unseen[0]}'" + (unseen.Count > 1 ? $" (and {unseen.Count - 1} more)" : "") +
                         " outside Module.call(), where hooks cannot capture them; use method rtn");
                 if (unseen.Count > 0)
                 {
-                    notes.Add($"layer inputs cannot be captured for {model.Spec.ArchString}: layer errors not measured");
+                    notes.Add($"layer inputs cannot be captured for {model.Spec.ArchString}: " +
+                              "layer errors not measured");
                     calibration = null;
                 }
             }

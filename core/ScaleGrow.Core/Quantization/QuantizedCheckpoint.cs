@@ -144,8 +144,8 @@ public static class QuantizedCheckpoint
             foreach (var name in floats.Keys.Order(StringComparer.Ordinal))
                 if (Suffixes.FirstOrDefault(s => name.EndsWith(s, StringComparison.Ordinal)) is { } suffix)
                     throw Error(source, $"tensor {Quote(name)} belongs to layer " +
-                                        $"{Quote(name[..^suffix.Length])}, which {CheckpointMetadata.QuantizationKey} " +
-                                        "does not list as quantized");
+                                        $"{Quote(name[..^suffix.Length])}, which " +
+                                        $"{CheckpointMetadata.QuantizationKey} does not list as quantized");
             ModelIO.Load(model.Module, floats, source);
             return new LoadedQuantizedModel(model, extra, info);
         }

@@ -70,9 +70,9 @@ internal static class QuantizationFixtures
     }
 
     /// <summary>
-    /// Fashion-MNIST-style IDX files of <see cref="PatternClasses"/> classes that a small CNN learns in seconds: class k is a
-    /// bright bar in quadrant k over noise. The training and test files differ (test pixels are drawn with another
-    /// seed), so a test can tell which split a sample came from only by its statistics.
+    /// Fashion-MNIST-style IDX files of <see cref="PatternClasses"/> classes that a small CNN learns in seconds:
+    /// class k is a bright bar in quadrant k over noise. The two files are drawn with different seeds, so no test
+    /// image equals a training image.
     /// </summary>
     public static void WriteLearnableDataset(DataFileWriter files, int train = 800, int test = 400)
     {

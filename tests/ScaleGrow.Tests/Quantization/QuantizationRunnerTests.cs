@@ -60,7 +60,8 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
         Assert.Equal(QuantizationMethods.GptqReorder, report.Quantization.Method);
         Assert.Equal(64, report.Quantization.CalibrationSamples);
         Assert.Equal("fashion-mnist/train: 64 samples drawn with seed 1", report.CalibrationSource);
-        Assert.All(report.Quantization.Layers, l => Assert.True(l.RelativeError < 1e-3, $"{l.Name}: {l.RelativeError}"));
+        Assert.All(report.Quantization.Layers,
+            l => Assert.True(l.RelativeError < 1e-3, $"{l.Name}: {l.RelativeError}"));
         Assert.Equal(result.Checkpoint.LongLength, report.QuantizedBytes);
         Assert.True(report.QuantizedBytes < report.Fp32Bytes);
         Assert.Equal(trained.Checkpoint.LongLength, report.InputBytes);

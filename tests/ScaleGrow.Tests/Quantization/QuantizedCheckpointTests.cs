@@ -97,8 +97,8 @@ public class QuantizedCheckpointTests
         var ratios = new Dictionary<int, double>();
         foreach (int bits in new[] { 8, 4, 3 })
         {
-            using var result = new ModelQuantizer(new QuantizationOptions { Method = QuantizationMethods.Rtn, Bits = bits })
-                .Quantize(wide, []);
+            var options = new QuantizationOptions { Method = QuantizationMethods.Rtn, Bits = bits };
+            using var result = new ModelQuantizer(options).Quantize(wide, []);
             ratios[bits] = (double)fp32 / QuantizedCheckpoint.Save(wide, result).LongLength;
         }
         Assert.True(ratios[8] > 3.5, $"W8 ratio {ratios[8]:0.00}");
