@@ -32,6 +32,9 @@ public static class Commands
           predict   --model CKPT --data DIR --out FILE.csv [--dataset NAME] [--limit N]
           inspect   --model CKPT
           fuse      --model CKPT --out CKPT
+          quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
+                    [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
+                    [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
           runs      list | show ID | stop ID | resume ID | delete ID [--artifacts] [--store ...] [--engine ...]
           scale     --model CKPT|HF_DIR --depth 2x|--layers N [--mapping ...] [--adapter ...] --out DIR
                                               ScaleNet: a deeper model sharing weights, with per-layer adapters
@@ -50,6 +53,7 @@ public static class Commands
         "predict" => Task.FromResult(Predict(args)),
         "inspect" => Task.FromResult(Inspect(args)),
         "fuse" => Task.FromResult(Fuse(args)),
+        "quantize" => QuantizeCommand.ExecuteAsync(args),
         "presets" => Task.FromResult(ListPresets(args)),
         "scale" => ScaleCommand.ExecuteAsync(args),
         _ => throw new UsageException($"unknown command '{command}' (try: scalegrow help)"),

@@ -48,11 +48,13 @@ public static class CheckpointCodec
         return new OptimizerCheckpoint(state, moments) { Metadata = extra };
     }
 
-    /// <summary>Writes a checkpoint of any kind (the quantized-model kind builds on this).</summary>
+    /// <summary>Writes a checkpoint of any kind (the quantized-model kind builds on this).
+    /// <paramref name="ownedPayloads"/>: further reserved keys this kind writes (JSON values), e.g.
+    /// <see cref="CheckpointMetadata.QuantizationKey"/>.</summary>
     internal static void Save(
         Stream destination, string kind, string payloadKey, string payloadJson,
         IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> extra,
-        Func<string, string?>? tensorNameProblem)
+        Func<string, string?>? tensorNameProblem, IReadOnlyDictionary<string, string>? ownedPayloads = null)
     {
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(payloadJson);
@@ -76,14 +78,25 @@ public static class CheckpointCodec
             [payloadKey] = payloadJson,
         };
         if (aliases.Count > 0) metadata[CheckpointMetadata.AliasesKey] = TensorAliases.ToJson(aliases);
+        foreach (var (key, json) in ownedPayloads ?? new Dictionary<string, string>())
+        {
+            if (!CheckpointMetadata.ReservedKeys.Contains(key) || metadata.ContainsKey(key))
+                throw new ArgumentException($"'{key}' is not a free reserved key", nameof(ownedPayloads));
+            if (!IsJson(json))
+                throw new ArgumentException($"the {key} payload is not valid JSON", nameof(ownedPayloads));
+            metadata[key] = json;
+        }
         SafeTensorsWriter.Write(destination, stored, metadata);
     }
 
-    /// <summary>Reads a checkpoint that must be of <paramref name="expectedKind"/>.</summary>
+    /// <summary>Reads a checkpoint that must be of <paramref name="expectedKind"/>. Reserved keys named in
+    /// <paramref name="ownedPayloads"/> (key → description) belong to this kind: each must be present and valid JSON,
+    /// and is returned among the extra metadata.</summary>
     internal static (string Payload, IReadOnlyDictionary<string, Tensor> Tensors,
         IReadOnlyDictionary<string, string> Extra) Load(
         Stream source, string sourceName, SafeTensorsReadOptions? options, string expectedKind, string payloadKey,
-        string payloadDescription, Func<string, string?>? tensorNameProblem)
+        string payloadDescription, Func<string, string?>? tensorNameProblem,
+        IReadOnlyDictionary<string, string>? ownedPayloads = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(sourceName);
@@ -108,6 +121,13 @@ public static class CheckpointCodec
         if (!IsJson(payload))
             throw Error(sourceName, $"'{payloadKey}' ({payloadDescription}) is not valid JSON");
 
+        foreach (var (key, description) in ownedPayloads ?? new Dictionary<string, string>())
+        {
+            if (!metadata.TryGetValue(key, out var owned))
+                throw Error(sourceName, $"__metadata__ has no '{key}' ({description})");
+            if (!IsJson(owned)) throw Error(sourceName, $"'{key}' ({description}) is not valid JSON");
+        }
+
         var tensors = new Dictionary<string, Tensor>(file.Tensors, StringComparer.Ordinal);
         if (metadata.TryGetValue(CheckpointMetadata.AliasesKey, out var aliases))
             TensorAliases.Resolve(aliases, tensors, sourceName, options);
@@ -123,13 +143,36 @@ public static class CheckpointCodec
         foreach (var (key, value) in metadata)
         {
             if (handled.Contains(key)) continue;
-            if (CheckpointMetadata.ReservedKeys.Contains(key))
+            if (CheckpointMetadata.ReservedKeys.Contains(key) && ownedPayloads?.ContainsKey(key) != true)
                 throw Error(sourceName, $"a '{expectedKind}' checkpoint must not carry '{key}'");
             extra.Add(key, value);
         }
 
         foreach (var tensor in file.Tensors.Values) tensor.MoveToOuterDisposeScope();
         return (payload, tensors, extra);
+    }
+
+    /// <summary>
+    /// The <c>scalegrow.kind</c> of a checkpoint held in memory, read from its header alone (the header is fully
+    /// validated, the tensors are not read); null when the file has no kind. Lets a loader pick the codec for a file
+    /// before decoding it.
+    /// </summary>
+    public static string? ReadKind(ReadOnlySpan<byte> file, string sourceName, SafeTensorsReadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(sourceName);
+        options ??= SafeTensorsReadOptions.Default;
+        options.Validate();
+        if (file.Length < 8) throw Error(sourceName, $"file is {file.Length} bytes long, too short for the 8-byte " +
+                                                     "header length");
+        ulong declared = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(file);
+        if (declared > (ulong)options.MaxHeaderBytes)
+            throw Error(sourceName, $"header length {declared} exceeds the limit of {options.MaxHeaderBytes} bytes");
+        if ((long)declared > file.Length - 8)
+            throw Error(sourceName, $"header length {declared} exceeds the {file.Length - 8} bytes that follow " +
+                                    "the length field");
+        var header = SafeTensorsHeader.Parse(file.Slice(8, (int)declared), sourceName, options,
+            file.Length - 8 - (long)declared);
+        return header.Metadata.GetValueOrDefault(CheckpointMetadata.KindKey);
     }
 
     private static bool IsJson(string text)

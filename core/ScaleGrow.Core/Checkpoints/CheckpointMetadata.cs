@@ -19,6 +19,10 @@ public static class CheckpointMetadata
     /// <summary>The optimizer's scalar state as JSON (optimizer checkpoints).</summary>
     public const string OptimizerStateKey = "scalegrow.optimizer";
 
+    /// <summary>Quantized-model files: the quantization settings and the per-layer layout of the packed tensors as JSON
+    /// (see docs/quantization.md, "Quantized checkpoints").</summary>
+    public const string QuantizationKey = "scalegrow.quantization";
+
     /// <summary>JSON object mapping each alias name to the canonical name whose data it shares.</summary>
     public const string AliasesKey = "scalegrow.aliases";
 
@@ -29,5 +33,5 @@ public static class CheckpointMetadata
     public const string QuantizedModelKind = "quantized-model";
 
     internal static readonly IReadOnlySet<string> ReservedKeys = new HashSet<string>(StringComparer.Ordinal)
-        { KindKey, FormatVersionKey, SpecKey, OptimizerStateKey, AliasesKey };
+        { KindKey, FormatVersionKey, SpecKey, OptimizerStateKey, AliasesKey, QuantizationKey };
 }

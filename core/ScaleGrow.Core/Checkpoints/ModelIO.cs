@@ -1,5 +1,6 @@
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Quantization;
 using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,9 +28,20 @@ public static class ModelIO
         return ms.ToArray();
     }
 
+    /// <summary>
+    /// Rebuilds a model from a checkpoint of kind <c>model</c> or <c>quantized-model</c>; a quantized checkpoint is
+    /// dequantized into a float model of its spec (see <see cref="QuantizedCheckpoint"/>), and its metadata then
+    /// includes <see cref="CheckpointMetadata.QuantizationKey"/>.
+    /// </summary>
     public static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) LoadModel(byte[] bytes,
         string source)
     {
+        ArgumentNullException.ThrowIfNull(bytes);
+        if (CheckpointCodec.ReadKind(bytes, source) == CheckpointMetadata.QuantizedModelKind)
+        {
+            var quantized = QuantizedCheckpoint.Load(bytes, source);
+            return (quantized.Model, quantized.Metadata);
+        }
         using var ms = new MemoryStream(bytes, writable: false);
         var checkpoint = CheckpointCodec.LoadModel(ms, source);
         try

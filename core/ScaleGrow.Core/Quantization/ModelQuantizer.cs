@@ -45,10 +45,7 @@ public sealed class ModelQuantizer
         IProgress<LayerQuantizationProgress>? progress = null, CancellationToken cancellation = default)
     {
         var total = Stopwatch.StartNew();
-        var candidates = new Dictionary<string, nn.Module<Tensor, Tensor>>(StringComparer.Ordinal);
-        foreach (var (name, module) in model.named_modules())
-            if (module is Conv2d or Linear && !candidates.Values.Contains(module))
-                candidates[name] = (nn.Module<Tensor, Tensor>)module;
+        var candidates = Candidates(model);
         if (candidates.Count == 0)
             throw new InvalidSpecException("quantization: the model has no Conv2d or Linear layers");
         if (overlapMaps is not null)
@@ -164,9 +161,53 @@ public sealed class ModelQuantizer
         return layers.ToList();
     }
 
+    /// <summary>Every Conv2d and Linear module by name (a module registered twice counts once).</summary>
+    private static Dictionary<string, nn.Module<Tensor, Tensor>> Candidates(nn.Module<Tensor, Tensor> model)
+    {
+        var candidates = new Dictionary<string, nn.Module<Tensor, Tensor>>(StringComparer.Ordinal);
+        foreach (var (name, module) in model.named_modules())
+            if (module is Conv2d or Linear && !candidates.Values.Contains(module))
+                candidates[name] = (nn.Module<Tensor, Tensor>)module;
+        return candidates;
+    }
+
+    /// <summary>
+    /// The Conv2d and Linear layers a forward pass on <paramref name="sample"/> does not reach through
+    /// <c>Module.call()</c>, whose inputs hooks therefore cannot capture (e.g. layers invoked with <c>forward()</c>).
+    /// Lets a caller refuse a calibrated method, or drop to rtn, before any work.
+    /// </summary>
+    internal static IReadOnlyList<string> LayersHooksCannotSee(nn.Module<Tensor, Tensor> model, Tensor sample)
+    {
+        var candidates = Candidates(model);
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            var (_, missed) = TraceForward(model, candidates, sample);
+            return missed;
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+    }
+
     /// <summary>The candidates in the order one forward pass first invokes them.</summary>
     private List<string> ForwardOrder(nn.Module<Tensor, Tensor> model,
         Dictionary<string, nn.Module<Tensor, Tensor>> candidates, IEnumerable<Tensor> calibration)
+    {
+        var first = calibration.First(b => b.shape[0] > 0);
+        using var sample = first.narrow(0, 0, Math.Min(first.shape[0], _options.CalibrationSamples));
+        var (order, missed) = TraceForward(model, candidates, sample);
+        if (missed.Count > 0)
+            throw new ScaleGrowException($"layers never reached through Module.call() in a forward pass: " +
+                $"{string.Join(", ", missed)} (TorchSharp runs hooks only in call(); name the layers to quantize, or " +
+                "have their parents invoke them with call())");
+        return order;
+    }
+
+    private static (List<string> Order, List<string> Missed) TraceForward(nn.Module<Tensor, Tensor> model,
+        Dictionary<string, nn.Module<Tensor, Tensor>> candidates, Tensor sample)
     {
         var order = new List<string>();
         var removers = new List<Action>();
@@ -180,21 +221,15 @@ public sealed class ModelQuantizer
         }
         try
         {
-            var first = calibration.First(b => b.shape[0] > 0);
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
-            model.call(first.narrow(0, 0, Math.Min(first.shape[0], _options.CalibrationSamples)));
+            model.call(sample);
         }
         finally
         {
             foreach (var remove in removers) remove();
         }
-        var missed = candidates.Keys.Where(n => !order.Contains(n)).ToList();
-        if (missed.Count > 0)
-            throw new ScaleGrowException($"layers never reached through Module.call() in a forward pass: " +
-                $"{string.Join(", ", missed)} (TorchSharp runs hooks only in call(); name the layers to quantize, or " +
-                "have their parents invoke them with call())");
-        return order;
+        return (order, candidates.Keys.Where(n => !order.Contains(n)).ToList());
     }
 
     /// <summary>Runs up to CalibrationSamples samples through the model, feeding the target layer's inputs to the

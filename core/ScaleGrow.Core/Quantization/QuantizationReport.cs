@@ -79,4 +79,5 @@ public enum LayerQuantizationStage
 [JsonSerializable(typeof(QuantizationOptions))]
 [JsonSerializable(typeof(QuantizationReport))]
 [JsonSerializable(typeof(LayerQuantizationProgress))]
+[JsonSerializable(typeof(QuantizationRunReport))]
 internal partial class QuantizationJson : JsonSerializerContext;
