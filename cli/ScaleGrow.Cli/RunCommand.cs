@@ -20,7 +20,7 @@ namespace ScaleGrow.Cli;
 public static class RunCommand
 {
     private static readonly string[] Options = ["preset", "spec", "data", "out", "seed", "run-id", "store", "engine",
-        "epochs", "task-hub"];
+        "epochs", "task-hub", "quantize"];
 
     public static async Task<int> ExecuteAsync(string command, string[] args)
     {
@@ -167,6 +167,8 @@ public static class RunCommand
         if (cl.Get("data") is { } dir) spec = spec with { Data = spec.Data with { Directory = dir } };
         if (cl.Long("seed", 0) is { } seed) spec = spec with { Seed = seed };
         if (cl.Int("epochs", 1, 10000) is { } epochs) spec = spec with { Epochs = epochs };
+        if (cl.Int("quantize", 2, 8) is { } bits)
+            spec = spec with { Quantization = (spec.Quantization ?? new ScaleGrow.Quantization.QuantizationOptions()) with { Bits = bits } };
         spec.Validate();
         spec.Data.Validate();
         return spec;
@@ -197,9 +199,11 @@ public static class RunCommand
                  {
                      ("model.safetensors", summary.Model), ("fused.safetensors", summary.FusedModel),
                      ("report.json", summary.Report), ("curves.png", RunPaths.Final(runId, "curves.png")),
+                     ($"model.w{summary.Quantized?.Bits}.safetensors", summary.Quantized?.Model ?? ""),
+                     ("quantization.json", summary.Quantized?.Report ?? ""),
                  })
         {
-            if (await store.GetInfoAsync(path, cancellationToken) is null) continue;
+            if (path.Length == 0 || await store.GetInfoAsync(path, cancellationToken) is null) continue;
             var target = Path.Combine(outDir, name);
             AtomicFile.Write(target, await store.ReadAllBytesAsync(path, cancellationToken));
             files[name] = target;
@@ -213,6 +217,9 @@ public static class RunCommand
                                 $"{e.LatencyMsBatch64:0.0} ms (batch 64), {summary.Growths} growths in {summary.Epochs} epochs, " +
                                 $"{summary.WallSeconds:0} s");
         if (summary.StopReason is { } reason) output.Human.MarkupLine($"growth stopped: {Markup.Escape(reason)}");
+        if (summary.Quantized is { } q)
+            output.Human.MarkupLine($"quantized ({q.Method}, {q.Bits} bits): accuracy {q.AccuracyBefore:P2} → " +
+                                    $"[bold]{q.AccuracyAfter:P2}[/], {q.Fp32Bytes:N0} → {q.QuantizedBytes:N0} bytes");
         output.Human.MarkupLine($"files in [bold]{Markup.Escape(Path.GetFullPath(outDir))}[/]: " +
                                 string.Join(", ", files.Select(f => f.Key)));
         var result = JsonSerializer.SerializeToNode(summary, CliJson.Default.RunSummary)!.AsObject();

@@ -152,10 +152,14 @@ public static class GrowthOrchestration
             new FuseInput(state.RunId, state.Checkpoint), Retry);
         var evaluation = await context.CallActivityAsync<EvaluationResult>(TaskNames.Evaluate,
             new EvaluateInput(state.RunId, fused.FusedModel, MeasureLatency: true), Retry);
+        QuantizeModelResult? quantized = null;
+        if (state.Settings.Quantize)
+            quantized = await context.CallActivityAsync<QuantizeModelResult>(TaskNames.QuantizeModel,
+                new QuantizeModelInput(state.RunId, fused.FusedModel), Retry);
         double wall = (context.CurrentUtcDateTime - state.StartedUtc).TotalSeconds;
         var summary = await context.CallActivityAsync<RunSummary>(TaskNames.Finalize,
-            new FinalizeInput(state.RunId, state.Checkpoint.Model, fused.FusedModel, evaluation, state.StopReason, wall),
-            Retry);
+            new FinalizeInput(state.RunId, state.Checkpoint.Model, fused.FusedModel, evaluation, state.StopReason, wall,
+                quantized), Retry);
         state = state with { Phase = RunPhase.Done, FusedModel = fused.FusedModel, Evaluation = evaluation };
         context.SetCustomStatus(StatusOf(state) with { Accuracy = evaluation.Accuracy });
         return summary;

@@ -42,6 +42,10 @@ public sealed class GrowthFunctions(IRunSteps steps)
     [Function(TaskNames.Evaluate)]
     public Task<EvaluationResult> Evaluate([ActivityTrigger] EvaluateInput input) => steps.EvaluateAsync(input);
 
+    [Function(TaskNames.QuantizeModel)]
+    public Task<QuantizeModelResult> QuantizeModel([ActivityTrigger] QuantizeModelInput input) =>
+        steps.QuantizeModelAsync(input);
+
     [Function(TaskNames.Finalize)]
     public Task<RunSummary> Finalize([ActivityTrigger] FinalizeInput input) => steps.FinalizeAsync(input);
 }

@@ -36,6 +36,9 @@ public sealed record RunSpec
     /// <summary>Upper bound on one TrainInterval step (seconds); longer intervals are split and checkpointed.</summary>
     public double MaxIntervalSeconds { get; set; } = 600;
 
+    /// <summary>Quantize the fused final model (thesis chapter 4) with these options; null: no quantization.</summary>
+    public ScaleGrow.Quantization.QuantizationOptions? Quantization { get; set; }
+
     /// <summary>Measure CPU latency of the final model (batch 1 and 64).</summary>
     public bool MeasureLatency { get; set; } = true;
 
@@ -47,6 +50,7 @@ public sealed record RunSpec
             throw new InvalidSpecException($"run: maxIntervalSeconds must be in 1..86400, got {MaxIntervalSeconds}");
         Training.Validate();
         Growth.Validate();
+        Quantization?.Validate();
         Model.Validate();
         if (TextData is not null)
         {
@@ -82,6 +86,7 @@ public sealed record RunSpec
     public RunSettings Settings() => new()
     {
         Kind = Kind, Seed = Seed, Growth = Growth, Training = Training, Epochs = Epochs,
+        Quantize = Quantization is not null,
         MaxIntervalSeconds = MaxIntervalSeconds,
     };
 }
@@ -159,6 +164,7 @@ public sealed record ModelRequest
     ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, AllowOutOfOrderMetadataProperties = true)]
 [JsonSerializable(typeof(RunSpec))]
+[JsonSerializable(typeof(ScaleGrow.Quantization.QuantizationOptions))]
 [JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 [JsonSerializable(typeof(ArchitectureSpec))]
 internal partial class RunJson : JsonSerializerContext;

@@ -61,6 +61,9 @@ public sealed record RunSummary
     public required string Model { get; init; }
     public required string FusedModel { get; init; }
     public required string Report { get; init; }
+
+    /// <summary>The quantized final model, when the spec asked for one.</summary>
+    public QuantizeModelResult? Quantized { get; init; }
     public string? StopReason { get; init; }
     public int Growths { get; init; }
     public int Epochs { get; init; }

@@ -1,10 +1,40 @@
 using System.Text.Json;
 using ScaleGrow.Models;
+using ScaleGrow.Quantization;
 
 namespace ScaleGrow.Runs;
 
 public sealed partial class RunSteps
 {
+    /// <summary>
+    /// Quantizes the fused final model with the spec's options (<see cref="QuantizationRunner"/>): calibration from
+    /// the run's training split (images; text models fall back to round-to-nearest), accuracy before and after on
+    /// its test split. Writes <c>final/model.w{bits}.safetensors</c> and <c>final/quantization.json</c>; idempotent.
+    /// </summary>
+    public async Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input,
+        CancellationToken cancellationToken = default)
+    {
+        var spec = await ReadSpecAsync(input.RunId, cancellationToken);
+        var options = spec.Quantization ?? new QuantizationOptions();
+        var data = RunData.For(spec) as ImageRunData;
+        using var calibration = data is null
+            ? CalibrationSet.None()
+            : CalibrationSet.FromTrainingSplit(data.Splits, options.CalibrationSamples, options.Seed);
+        var bytes = await _store.ReadAllBytesAsync(input.FusedModel, cancellationToken);
+        var result = new QuantizationRunner().Run(bytes, input.FusedModel, new QuantizationRunRequest
+        {
+            Options = options, Calibration = calibration, EvaluationData = data?.Splits,
+        }, cancellation: cancellationToken);
+        string model = RunPaths.Final(input.RunId, $"model.w{options.Bits}.safetensors");
+        string report = RunPaths.Final(input.RunId, "quantization.json");
+        await _store.WriteAsync(model, result.Checkpoint, null, cancellationToken);
+        await _store.WriteAsync(report, System.Text.Encoding.UTF8.GetBytes(result.Report.ToJson()), null,
+            cancellationToken);
+        var r = result.Report;
+        return new QuantizeModelResult(model, report, r.Quantization.Method, r.Quantization.Bits, r.AccuracyBefore,
+            r.AccuracyAfter, r.Fp32Bytes, r.QuantizedBytes);
+    }
+
     /// <summary>Writes the run's final artifacts: the grown model, report.json and curves.png (fused model: Fuse).</summary>
     public async Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken cancellationToken = default)
     {
@@ -21,6 +51,8 @@ public sealed partial class RunSteps
         var report = RunReport.Build(input.RunId, spec, journal, input.Evaluation, fused, input.StopReason,
             input.WallSeconds);
         report["arch"] = grown.Spec.ArchString;
+        if (input.Quantized is { } q)
+            report["quantized"] = JsonSerializer.SerializeToNode(q, RunStepsJson.Default.QuantizeModelResult);
         string reportPath = RunPaths.Final(input.RunId, "report.json");
         await _store.WriteAsync(reportPath,
             JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }), null,
@@ -31,7 +63,7 @@ public sealed partial class RunSteps
         {
             RunId = input.RunId, Arch = grown.Spec.ArchString, Parameters = stats.Parameters,
             ParametersFused = stats.ParametersFused, Evaluation = input.Evaluation, Model = model,
-            FusedModel = input.FusedModel, Report = reportPath, StopReason = input.StopReason,
+            FusedModel = input.FusedModel, Report = reportPath, StopReason = input.StopReason, Quantized = input.Quantized,
             Growths = journal.Count(e => (string?)e["kind"] == "growth"),
             Epochs = journal.Count(e => (string?)e["kind"] == "epoch"), WallSeconds = input.WallSeconds,
         };

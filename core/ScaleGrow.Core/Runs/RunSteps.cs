@@ -242,6 +242,7 @@ public sealed partial class RunSteps : IRunSteps
 [JsonSerializable(typeof(GrowthAction))]
 [JsonSerializable(typeof(GrowthRunState))]
 [JsonSerializable(typeof(EvaluationResult))]
+[JsonSerializable(typeof(QuantizeModelResult))]
 [JsonSerializable(typeof(DatasetSpec))]
 [JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 internal partial class RunStepsJson : JsonSerializerContext;

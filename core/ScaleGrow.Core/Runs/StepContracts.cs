@@ -108,4 +108,10 @@ public sealed record EvaluationResult
 }
 
 public sealed record FinalizeInput(string RunId, string Model, string FusedModel, EvaluationResult Evaluation,
-    string? StopReason, double WallSeconds);
+    string? StopReason, double WallSeconds, QuantizeModelResult? Quantized = null);
+
+public sealed record QuantizeModelInput(string RunId, string FusedModel);
+
+/// <summary>The quantized final model (packed checkpoint) and its headline numbers; the full report is a blob.</summary>
+public sealed record QuantizeModelResult(string Model, string Report, string Method, int Bits, double? AccuracyBefore,
+    double? AccuracyAfter, long Fp32Bytes, long QuantizedBytes);

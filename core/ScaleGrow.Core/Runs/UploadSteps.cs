@@ -4,7 +4,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
+using ScaleGrow.Data;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Models.Transformer;
+using ScaleGrow.Quantization;
 using ScaleGrow.Storage;
 
 namespace ScaleGrow.Runs;
@@ -54,12 +57,13 @@ public sealed class UploadSteps(IArtifactStore store)
         try
         {
             var bytes = await store.ReadAllBytesAsync(path, cancellationToken);
-            var (model, metadata) = ModelIO.LoadModel(bytes, path);
+            if (CheckpointCodec.ReadKind(bytes, path) is { } kind && kind != CheckpointMetadata.ModelKind)
+                return new UploadValidation(false, $"{path}: already a {kind}; upload a float checkpoint", null, 0, null);
+            var (model, _) = ModelIO.LoadModel(bytes, path);
             using (model.Module)
             {
-                if (metadata.TryGetValue("scalegrow.kind", out var kind) && kind != "model")
-                    return new UploadValidation(false, $"{path}: already a {kind}; upload a float checkpoint", null, 0, null);
                 info.Metadata.TryGetValue("calibration", out var calibration);
+                OptionsFor(info.Metadata, path);
                 return new UploadValidation(true, null, model.Spec.ArchString, ModelStats.Of(model.Spec).Parameters,
                     calibration);
             }
@@ -92,29 +96,97 @@ public sealed class UploadSteps(IArtifactStore store)
         return new UploadOutcome("rejected", upload.Name, null, report, error);
     }
 
+    /// <summary>How uploads are quantized unless the upload's metadata says otherwise (<c>method</c>, <c>bits</c>,
+    /// <c>groupSize</c>, <c>calibration</c>).</summary>
+    public QuantizationOptions Quantization { get; init; } = new() { CalibrationSamples = 256 };
+
+    /// <summary>Test images the report's before/after accuracy is measured on (0: not measured).</summary>
+    public int EvaluationSamples { get; init; } = 2000;
+
+    /// <summary>Folder of the calibration datasets (null: their default folders).</summary>
+    public string? DataDirectory { get; init; }
+
     /// <summary>
-    /// Fuses the model if it is a multi-branch CNN and writes the result with a report. (The quantizer plugs in here:
-    /// until it does, the artifact is the fused float model and the report says so.)
+    /// Quantizes the upload (thesis chapter 4, <see cref="QuantizationRunner"/>: fuses a multi-branch CNN first) and
+    /// writes the packed checkpoint and a report. Calibration images come from the training split of the dataset
+    /// the upload's <c>calibration</c> metadata names, else the one its input shape suggests; when that is not
+    /// installed here the calibrated methods fall back to round-to-nearest and the report says so. Idempotent: a
+    /// retry rewrites the same two blobs.
     /// </summary>
     public async Task<UploadOutcome> QuantizeAsync(UploadRef upload, CancellationToken cancellationToken = default)
     {
         string path = PathOf(Uploads, upload.Name);
-        var (model, _) = ModelIO.LoadModel(await store.ReadAllBytesAsync(path, cancellationToken), path);
-        IScaleGrowModel result = model is CnnModel { Spec.Fused: false } cnn ? CnnFusion.Fuse(cnn) : model;
-        string stem = SafeName(Path.GetFileNameWithoutExtension(upload.Name));
-        string artifact = $"{Quantized}/{stem}.fused.safetensors";
-        await store.WriteAsync(artifact, ModelIO.SaveModel(result), null, cancellationToken);
-        string report = $"{Quantized}/{stem}.report.json";
-        var stats = ModelStats.Of(result.Spec);
-        await store.WriteAsync(report, Json(new JsonObject
+        var bytes = await store.ReadAllBytesAsync(path, cancellationToken);
+        var info = await store.GetInfoAsync(path, cancellationToken);
+        var meta = info?.Metadata ?? new Dictionary<string, string>();
+        var options = OptionsFor(meta, path);
+        var notes = new List<string>();
+        var (probe, _) = ModelIO.LoadModel(bytes, path);
+        var spec = probe.Spec;
+        probe.Module.Dispose();
+        using var data = CalibrationData(spec, meta.GetValueOrDefault("calibration"), notes);
+        using var calibration = data is null
+            ? CalibrationSet.None()
+            : CalibrationSet.FromTrainingSplit(data, options.CalibrationSamples, options.Seed);
+        var result = new QuantizationRunner().Run(bytes, path, new QuantizationRunRequest
         {
-            ["upload"] = upload.Name, ["etag"] = upload.ETag, ["status"] = "fused", ["artifact"] = artifact,
-            ["arch"] = result.Spec.ArchString, ["parameters"] = stats.Parameters,
-            ["note"] = "weights not quantized: the quantizer is not wired in yet",
-        }), null, cancellationToken);
-        if (!ReferenceEquals(result, model)) result.Module.Dispose();
-        model.Module.Dispose();
+            Options = options, Calibration = calibration, EvaluationData = EvaluationSamples > 0 ? data : null,
+        }, cancellation: cancellationToken);
+        string stem = SafeName(Path.GetFileNameWithoutExtension(upload.Name));
+        string artifact = $"{Quantized}/{stem}.w{options.Bits}.safetensors";
+        await store.WriteAsync(artifact, result.Checkpoint, null, cancellationToken);
+        string report = $"{Quantized}/{stem}.report.json";
+        var json = JsonNode.Parse(result.Report.ToJson())!.AsObject();
+        json["upload"] = upload.Name;
+        json["etag"] = upload.ETag;
+        json["status"] = "quantized";
+        json["artifact"] = artifact;
+        if (notes.Count > 0) json["uploadNotes"] = new JsonArray(notes.Select(n => (JsonNode)n!).ToArray());
+        await store.WriteAsync(report, Json(json), null, cancellationToken);
         return new UploadOutcome("quantized", upload.Name, artifact, report, null);
+    }
+
+    /// <summary>The service's quantization options with the upload's metadata overrides, validated.</summary>
+    private QuantizationOptions OptionsFor(IReadOnlyDictionary<string, string> meta, string path)
+    {
+        static int? Int(IReadOnlyDictionary<string, string> m, string key, string path) =>
+            m.TryGetValue(key, out var v)
+                ? int.TryParse(v, out var i) ? i : throw new InvalidSpecException($"{path}: metadata {key}='{v}' is not an integer")
+                : null;
+        var options = Quantization with
+        {
+            Method = meta.GetValueOrDefault("method") ?? Quantization.Method,
+            Bits = Int(meta, "bits", path) ?? Quantization.Bits,
+            GroupSize = Int(meta, "groupSize", path) ?? Quantization.GroupSize,
+        };
+        options.Validate();
+        return options;
+    }
+
+    private DataSplits? CalibrationData(ArchitectureSpec spec, string? named, List<string> notes)
+    {
+        if (spec is TransformerSpec { Modality: TransformerModality.Text })
+        {
+            notes.Add("text model: no calibration images, round-to-nearest");
+            return null;
+        }
+        string name = named ?? (spec switch
+        {
+            CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
+            _ => DatasetSpec.FashionMnist,
+        });
+        var dataSpec = new DatasetSpec(Name: name, Directory: DataDirectory,
+            TestLimit: EvaluationSamples > 0 ? EvaluationSamples : 1);
+        try
+        {
+            dataSpec.Validate();
+            return DatasetLoader.Load(dataSpec);
+        }
+        catch (ScaleGrowException e) when (e is DataFormatException or InvalidSpecException)
+        {
+            notes.Add($"calibration data '{name}' unavailable ({e.Message.ReplaceLineEndings(" ")}); round-to-nearest");
+            return null;
+        }
     }
 
     private static string PathOf(string container, string name) => $"{container}/{name}";

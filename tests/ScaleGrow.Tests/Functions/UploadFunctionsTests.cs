@@ -30,12 +30,14 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
     }
 
     private static async Task<UploadOutcome> UploadAndTriggerAsync(BlobServiceClient service, DurableTaskClient client,
-        UploadFunctions function, string name, byte[] content, int triggers = 1)
+        UploadFunctions function, string name, byte[] content, int triggers = 1,
+        Dictionary<string, string>? blobMetadata = null)
     {
         var container = service.GetBlobContainerClient(UploadSteps.Uploads);
         await container.CreateIfNotExistsAsync();
         var blob = container.GetBlobClient(name);
-        var etag = (await blob.UploadAsync(new BinaryData(content), overwrite: true)).Value.ETag.ToString();
+        var etag = (await blob.UploadAsync(new BinaryData(content),
+            new Azure.Storage.Blobs.Models.BlobUploadOptions { Metadata = blobMetadata })).Value.ETag.ToString();
         for (int i = 0; i < triggers; i++)
             await function.QuantizeOnUpload(blob, name, client, CancellationToken.None);
         string instance = UploadSteps.InstanceIdFor(new UploadRef(name, etag));
@@ -67,8 +69,27 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         var etag = (await service.GetBlobContainerClient("uploads").GetBlobClient($"model-{tag}.safetensors")
             .GetPropertiesAsync()).Value.ETag.ToString();
         Assert.Single(instances, i => i == UploadSteps.InstanceIdFor(new UploadRef($"model-{tag}.safetensors", etag)));
-        var loaded = ModelIO.LoadModel(await store.ReadAllBytesAsync(ok.Artifact!), ok.Artifact!);
+        // The artifact is a packed 4-bit checkpoint of the fused model (the defaults: gptq-reorder, 4 bits),
+        // calibrated on Fashion-MNIST's training split, and several times smaller than the float upload.
+        var artifactBytes = await store.ReadAllBytesAsync(ok.Artifact!);
+        var loaded = ModelIO.LoadModel(artifactBytes, ok.Artifact!);
         Assert.True(((CnnSpec)loaded.Model.Spec).Fused);
+        Assert.Equal(CheckpointMetadata.QuantizedModelKind, CheckpointCodec.ReadKind(artifactBytes, ok.Artifact!));
+        var okReport = System.Text.Json.Nodes.JsonNode.Parse(await store.ReadAllBytesAsync(ok.Report))!;
+        Assert.Equal("gptq-reorder", (string)okReport["quantization"]!["method"]!);
+        Assert.Equal(4, (int)okReport["quantization"]!["bits"]!);
+        Assert.NotNull(okReport["accuracyAfter"]);
+        Assert.True((long)okReport["quantizedBytes"]! * 2 < ValidCheckpoint().Length);
+
+        // Upload metadata chooses the method and bits; options it cannot parse reject the upload, naming the key.
+        var rtn = await UploadAndTriggerAsync(service, engine.Client, function, $"rtn-{tag}.safetensors",
+            ValidCheckpoint(), blobMetadata: new() { ["method"] = "rtn", ["bits"] = "8" });
+        Assert.Equal("quantized", rtn.Status);
+        Assert.EndsWith(".w8.safetensors", rtn.Artifact);
+        var badBits = await UploadAndTriggerAsync(service, engine.Client, function, $"bad-{tag}.safetensors",
+            ValidCheckpoint(), blobMetadata: new() { ["bits"] = "four" });
+        Assert.Equal("rejected", badBits.Status);
+        Assert.Contains("bits", badBits.Error);
 
         // Garbage: random bytes, a header claiming 10 GB, tensors that do not match the spec.
         var random = new byte[4096];

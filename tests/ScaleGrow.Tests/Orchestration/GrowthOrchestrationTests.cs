@@ -15,6 +15,32 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
     private static string NewRunId(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..30];
 
     [Fact]
+    public async Task ARunThatAsksForQuantizationEndsWithAPackedCheckpointItsReportDescribes()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var spec = OrchestrationTestKit.TinyGrowth(maxEpochs: 2) with
+        {
+            Quantization = new ScaleGrow.Quantization.QuantizationOptions { Bits = 4, CalibrationSamples = 64 },
+        };
+        string runId = await runs.StartAsync(spec, NewRunId("quant"));
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+        var q = metadata.ReadOutputAs<RunSummary>()!.Quantized;
+        Assert.NotNull(q);
+        Assert.Equal(("gptq-reorder", 4), (q.Method, q.Bits));
+        var bytes = await store.ReadAllBytesAsync(q.Model);
+        Assert.Equal(ScaleGrow.Checkpoints.CheckpointMetadata.QuantizedModelKind,
+            ScaleGrow.Checkpoints.CheckpointCodec.ReadKind(bytes, q.Model));
+        Assert.True(q.QuantizedBytes < q.Fp32Bytes, $"{q.QuantizedBytes} vs {q.Fp32Bytes} bytes"); // a tiny model: scales weigh
+        Assert.NotNull(q.AccuracyAfter);
+        var report = JsonNode.Parse(await store.ReadAllBytesAsync(RunPaths.Final(runId, "report.json")))!;
+        Assert.Equal(q.Model, (string?)report["quantized"]!["model"]);
+    }
+
+    [Fact]
     public async Task ASmallGrowthRunCompletesWithEveryStepJournaledOnceAndStatusProgressing()
     {
         var store = Store();
