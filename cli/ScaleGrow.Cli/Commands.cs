@@ -24,17 +24,19 @@ public static class Commands
         usage: scalegrow <command> [options]      (every command takes --json)
 
           grow      --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--run-id ID]
-                    [--store DIR|CONNECTION] [--engine inprocess|azure-storage]
+                    [--store DIR|CONNECTION] [--engine inprocess|azure-storage|direct] [--quantize BITS]
                                               grow a network from a seed (AdaGrow) through the orchestration
           train     --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--epochs N] [...as grow]
                                               train a fixed-size network (e.g. --preset fashion-vgg11)
-          eval      --model CKPT [--data DIR] [--dataset NAME] [--limit N]
+          eval      --model CKPT [--data DIR|FILE] [--dataset NAME] [--limit N]   (text models: their own data, or FILE)
           predict   --model CKPT --data DIR --out FILE.csv [--dataset NAME] [--limit N]
           inspect   --model CKPT
           fuse      --model CKPT --out CKPT
           quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
                     [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
                     [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
+          quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--out DIR]
+                    [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
           runs      list | show ID | stop ID | resume ID | delete ID [--artifacts] [--store ...] [--engine ...]
           scale     --model CKPT|HF_DIR --depth 2x|--layers N [--mapping ...] [--adapter ...] --out DIR
                                               ScaleNet: a deeper model sharing weights, with per-layer adapters
@@ -56,6 +58,7 @@ public static class Commands
         "quantize" => QuantizeCommand.ExecuteAsync(args),
         "presets" => Task.FromResult(ListPresets(args)),
         "scale" => ScaleCommand.ExecuteAsync(args),
+        "quantize-upload" => QuantizeUploadCommand.ExecuteAsync(args),
         _ => throw new UsageException($"unknown command '{command}' (try: scalegrow help)"),
     };
 
@@ -204,6 +207,7 @@ public static class AtomicFile
     UseStringEnumConverter = true)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(EvaluationResult))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(RunSummary))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(UploadOutcome))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(RunListing))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<RunListing>))]
 internal partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext;

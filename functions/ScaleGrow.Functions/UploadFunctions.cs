@@ -21,22 +21,9 @@ public sealed class UploadFunctions(UploadSteps steps, ILogger<UploadFunctions> 
     {
         var properties = await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
         var upload = new UploadRef(name, properties.Value.ETag.ToString());
-        string instanceId = UploadSteps.InstanceIdFor(upload);
-        if (await client.GetInstanceAsync(instanceId, cancellationToken) is not null)
-        {
+        var (instanceId, started) = await UploadsService.StartOnceAsync(client, upload, cancellationToken);
+        if (!started)
             logger.LogInformation("upload {Name} ({ETag}) already handled by {Instance}", name, upload.ETag, instanceId);
-            return;
-        }
-        try
-        {
-            await client.ScheduleNewOrchestrationInstanceAsync(TaskNames.QuantizeUpload, upload,
-                new StartOrchestrationOptions(instanceId), cancellationToken);
-        }
-        catch (Exception e) when (e is InvalidOperationException or Grpc.Core.RpcException)
-        {
-            // Two trigger deliveries raced: the other one started it.
-            if (await client.GetInstanceAsync(instanceId, cancellationToken) is null) throw;
-        }
     }
 
     [Function(TaskNames.QuantizeUpload)]

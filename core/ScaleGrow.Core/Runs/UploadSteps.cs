@@ -177,16 +177,24 @@ public sealed class UploadSteps(IArtifactStore store)
         });
         var dataSpec = new DatasetSpec(Name: name, Directory: DataDirectory,
             TestLimit: EvaluationSamples > 0 ? EvaluationSamples : 1);
+        DataSplits data;
         try
         {
             dataSpec.Validate();
-            return DatasetLoader.Load(dataSpec);
+            data = DatasetLoader.Load(dataSpec);
         }
         catch (ScaleGrowException e) when (e is DataFormatException or InvalidSpecException)
         {
             notes.Add($"calibration data '{name}' unavailable ({e.Message.ReplaceLineEndings(" ")}); round-to-nearest");
             return null;
         }
+        long[] expected = Evaluation.InputShape(spec);
+        long[] actual = [data.Channels, data.Height, data.Width];
+        if (expected.SequenceEqual(actual)) return data;
+        notes.Add($"calibration data '{name}' is [{string.Join(", ", actual)}] per sample, the model takes " +
+                  $"[{string.Join(", ", expected)}]; round-to-nearest, accuracy not measured");
+        data.Dispose();
+        return null;
     }
 
     private static string PathOf(string container, string name) => $"{container}/{name}";

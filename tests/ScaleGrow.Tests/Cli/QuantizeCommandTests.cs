@@ -27,6 +27,30 @@ public class QuantizeCommandTests(TrainedGrownCnn trained) : IClassFixture<Train
     }
 
     [Fact]
+    public async Task QuantizeUploadRunsTheUploadOrchestrationLocallyAndRejectsGarbageWithOneLine()
+    {
+        string model = trained.Files.Write("upload.safetensors", trained.Checkpoint);
+        string store = trained.Files.PathOf("upload-store");
+        var (code, stdout, _) = await Run(() => Commands.RunAsync("quantize-upload",
+            [model, "--store", store, "--bits", "8", "--method", "rtn", "--out", trained.Files.PathOf("upload-out"),
+             "--json"]));
+        Assert.Equal(0, code);
+        using var result = JsonDocument.Parse(stdout);
+        Assert.Equal("quantized", result.RootElement.GetProperty("status").GetString());
+        Assert.Equal(8, result.RootElement.GetProperty("report").GetProperty("quantization").GetProperty("bits").GetInt32());
+        Assert.True(File.Exists(trained.Files.PathOf("upload-out/upload.w8.safetensors")));
+
+        var garbage = new byte[2048];
+        new Random(5).NextBytes(garbage);
+        string bad = trained.Files.Write("garbage.safetensors", garbage);
+        var e = await Assert.ThrowsAsync<ScaleGrowException>(() => Run(() => Commands.RunAsync("quantize-upload",
+            [bad, "--store", store, "--json"])));
+        Assert.Contains("rejected", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.True(File.Exists(Path.Combine(store, "rejected", "garbage.safetensors.error.json")));
+    }
+
+    [Fact]
     public async Task QuantizeWritesACheckpointThatEvalLoadsAndReportsOneJsonObject()
     {
         string model = trained.Files.Write("model.safetensors", trained.Checkpoint);
