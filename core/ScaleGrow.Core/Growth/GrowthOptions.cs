@@ -28,6 +28,9 @@ public sealed record GrowthOptions
 
     /// <summary>Transformers: a new head (default) or wider heads (table 3-12).</summary>
     public TransformerWidthGrowth TransformerWidth { get; set; } = TransformerWidthGrowth.Heads;
+
+    /// <summary>Wider-heads growth: per-head widening (0: seed head dim ÷ seed heads, filled in by the run spec).</summary>
+    public int HeadDimStep { get; set; }
     public InitOptions Init { get; set; } = new();
     public OptimizerMigrationStrategy OptimizerMigration { get; set; } = OptimizerMigrationStrategy.Inherit;
     public StoppingOptions Stopping { get; set; } = new();
@@ -42,6 +45,7 @@ public sealed record GrowthOptions
         Check(!string.IsNullOrEmpty(Pattern) && Pattern.All(c => c is 'w' or 'd'),
             $"pattern must be a non-empty string of 'w' and 'd', got '{Pattern}'");
         Check(MaxEpochs >= 1, $"maxEpochs must be at least 1, got {MaxEpochs}");
+        Check(HeadDimStep is >= 0 and <= 4096, $"headDimStep must be in 0..4096, got {HeadDimStep}");
         Check(FineTuneEpochs >= 0, $"fineTuneEpochs must be non-negative, got {FineTuneEpochs}");
         Check(WidthFraction is > 0 and <= 1, $"widthFraction must be in (0, 1], got {WidthFraction}");
         Check(Init.Scale > 0 && double.IsFinite(Init.Scale), $"init scale must be positive, got {Init.Scale}");

@@ -54,7 +54,7 @@ public static class GrowthPlanner
         }
         var rng = new Random(Seeds.DeriveInt(runSeed, "growth", progress.Growths));
         var (grown, action) = kind == GrowthKind.Width
-            ? TransformerGrowth.GrowWidth(spec, options.TransformerWidth)
+            ? TransformerGrowth.GrowWidth(spec, options.TransformerWidth, options.HeadDimStep)
             : TransformerGrowth.GrowDepth(spec, scores, options.DepthPlacement, rng);
         if (target is { } t2 && grown.Width > t2.Item2)
             return new GrowthDecision(null, null, $"target architecture {options.Stopping.TargetArch} reached");

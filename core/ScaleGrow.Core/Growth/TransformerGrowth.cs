@@ -19,11 +19,16 @@ public enum TransformerWidthGrowth
 /// </summary>
 public static class TransformerGrowth
 {
-    public static (TransformerSpec Spec, GrowthAction Action) GrowWidth(TransformerSpec spec, TransformerWidthGrowth how)
+    /// <param name="headDimStep">Wider heads: how much each head widens (0: the seed's head dim ÷ heads is unknown
+    /// here, so the current head dim ÷ heads). Runs pass the seed's, so every width growth adds one seed head's
+    /// worth of width, as a new head would, and the two ablation arms grow alike.</param>
+    public static (TransformerSpec Spec, GrowthAction Action) GrowWidth(TransformerSpec spec, TransformerWidthGrowth how,
+        int headDimStep = 0)
     {
+        int step = headDimStep > 0 ? headDimStep : Math.Max(1, spec.HeadDim / spec.Heads);
         var grown = how == TransformerWidthGrowth.Heads
             ? spec with { Heads = spec.Heads + 1 }
-            : spec with { HeadDim = spec.HeadDim + Math.Max(1, spec.HeadDim / spec.Heads) };
+            : spec with { HeadDim = spec.HeadDim + step };
         grown.Validate();
         return (grown, new GrowthAction
         {

@@ -85,7 +85,10 @@ public sealed record RunSpec
     /// <summary>The settings the orchestrator decides with.</summary>
     public RunSettings Settings() => new()
     {
-        Kind = Kind, Seed = Seed, Growth = Growth, Training = Training, Epochs = Epochs,
+        Kind = Kind, Seed = Seed, Training = Training, Epochs = Epochs,
+        Growth = Growth.HeadDimStep == 0 && Model.Heads > 0
+            ? Growth with { HeadDimStep = Math.Max(1, Model.HeadDim / Model.Heads) }
+            : Growth,
         Quantize = Quantization is not null,
         MaxIntervalSeconds = MaxIntervalSeconds,
     };

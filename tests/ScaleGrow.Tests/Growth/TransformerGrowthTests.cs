@@ -73,6 +73,28 @@ public class TransformerGrowthTests
         Assert.Contains("heads 2 -> 3", action.Reason);
     }
 
+    [Fact]
+    public void BothWidthGrowthsAddOneSeedHeadOfWidthPerGrowthSoTheAblationArmsGrowAlike()
+    {
+        var seed = TransformerSpec.Seed(TransformerModality.Image, 10, headDim: 32, layers: 1, heads: 2);
+        var run = new ScaleGrow.Runs.RunSpec
+        {
+            Model = new ScaleGrow.Runs.ModelRequest { Family = "vit", Heads = 2, HeadDim = 32 },
+        };
+        int step = run.Settings().Growth.HeadDimStep;
+        Assert.Equal(16, step);
+        TransformerSpec heads = seed, wider = seed;
+        for (int i = 1; i <= 5; i++)
+        {
+            heads = TransformerGrowth.GrowWidth(heads, TransformerWidthGrowth.Heads, step).Spec;
+            wider = TransformerGrowth.GrowWidth(wider, TransformerWidthGrowth.HeadDim, step).Spec;
+            Assert.Equal(64 + 32 * i, heads.Width);
+            Assert.Equal(heads.Width, wider.Width);
+            Assert.Equal((2 + i, 32), (heads.Heads, heads.HeadDim));
+            Assert.Equal((2, 32 + 16 * i), (wider.Heads, wider.HeadDim));
+        }
+    }
+
     public static IEnumerable<object[]> PreservingCases() =>
     [
         ["vit", TransformerWidthGrowth.Heads], ["bert", TransformerWidthGrowth.Heads],
