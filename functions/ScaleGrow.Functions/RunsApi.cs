@@ -25,7 +25,7 @@ public sealed class RunsApi(IArtifactStore store)
         return await Guard(async () =>
         {
             string body = await ReadBodyAsync(request);
-            var spec = RunSpec.FromJson(body, "request body");
+            var spec = RunSpec.FromRequestJson(body, "request body");
             string? requested = request.Query["id"];
             string runId = await new RunsService(client, store).StartAsync(spec, requested, request.HttpContext.RequestAborted);
             var links = Links(request, runId);

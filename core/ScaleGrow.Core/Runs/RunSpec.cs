@@ -82,6 +82,42 @@ public sealed record RunSpec
         return spec;
     }
 
+    /// <summary>
+    /// A request body: a full run spec, or a preset by name with an optional seed (<c>{"preset": "quick",
+    /// "seed": 2}</c>). Anything else next to a preset name is a full spec (the name is then only a label).
+    /// </summary>
+    public static RunSpec FromRequestJson(string json, string source)
+    {
+        System.Text.Json.Nodes.JsonObject? o = null;
+        try
+        {
+            o = System.Text.Json.Nodes.JsonNode.Parse(json, documentOptions: new JsonDocumentOptions
+            {
+                CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
+            }) as System.Text.Json.Nodes.JsonObject;
+        }
+        catch (JsonException)
+        {
+            // FromJson below gives the one-line error.
+        }
+        if (o is not null && o.ContainsKey("preset") && o.All(kv => kv.Key is "preset" or "seed"))
+        {
+            string name = o["preset"]?.GetValueKind() == JsonValueKind.String
+                ? (string)o["preset"]!
+                : throw new InvalidSpecException($"{source}: preset must be a string");
+            var spec = Presets.Get(name).Spec;
+            if (o["seed"] is { } seed)
+                spec = spec with
+                {
+                    Seed = seed.GetValueKind() == JsonValueKind.Number && seed.AsValue().TryGetValue(out long s)
+                        ? s : throw new InvalidSpecException($"{source}: seed must be an integer"),
+                };
+            spec.Validate();
+            return spec;
+        }
+        return FromJson(json, source);
+    }
+
     /// <summary>The settings the orchestrator decides with.</summary>
     public RunSettings Settings() => new()
     {

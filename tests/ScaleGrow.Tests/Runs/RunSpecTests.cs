@@ -65,4 +65,20 @@ public class RunSpecTests
         Assert.Equal(spec.ToJson(), again.ToJson());
         Assert.Equal("VGG-2-2-2", again.Growth.Stopping.TargetArch);
     }
+
+    [Fact]
+    public void ARequestNamingAPresetGetsThatPresetAndItsSeedAndNothingElseIsGuessed()
+    {
+        var spec = RunSpec.FromRequestJson("""{"preset": "tiny", "seed": 7}""", "body");
+        Assert.Equal(Presets.Get("tiny").Spec with { Seed = 7 }, spec);
+        Assert.Contains("unknown preset 'nope'",
+            Assert.Throws<InvalidSpecException>(() => RunSpec.FromRequestJson("""{"preset": "nope"}""", "body")).Message);
+        Assert.Contains("seed", Assert.Throws<InvalidSpecException>(
+            () => RunSpec.FromRequestJson("""{"preset": "tiny", "seed": "x"}""", "body")).Message);
+        // A preset label next to a full spec is only a label.
+        var full = RunSpec.FromRequestJson("""{"preset": "tiny", "kind": "train", "epochs": 2}""", "body");
+        Assert.Equal((RunKind.Train, 2), (full.Kind, full.Epochs));
+        Assert.Contains("request", Assert.Throws<InvalidSpecException>(
+            () => RunSpec.FromRequestJson("{not json", "request")).Message);
+    }
 }
