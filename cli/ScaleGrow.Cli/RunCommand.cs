@@ -162,7 +162,7 @@ public static class RunCommand
         }
         if (command == "train" && spec.Kind != RunKind.Train)
             throw new UsageException($"train: {(preset ?? file)} is a {spec.Kind.ToString().ToLowerInvariant()} spec; use `scalegrow grow`");
-        if (command == "grow" && spec.Kind != RunKind.Grow)
+        if (command == "grow" && spec.Kind is not (RunKind.Grow or RunKind.Scale))
             throw new UsageException($"grow: {(preset ?? file)} is a {spec.Kind.ToString().ToLowerInvariant()} spec; use `scalegrow train`");
         if (cl.Get("data") is { } dir) spec = spec with { Data = spec.Data with { Directory = dir } };
         if (cl.Long("seed", 0) is { } seed) spec = spec with { Seed = seed };

@@ -59,8 +59,10 @@ public static class GrowthOrchestration
             new InitializeRunInput(runId), Retry);
         var s = init.Settings;
         bool grow = s.Kind == RunKind.Grow;
-        int phaseEnd = grow ? s.Growth.MaxEpochs : s.Epochs;
-        double totalEpochs = grow ? s.Growth.MaxEpochs + s.Growth.FineTuneEpochs : s.Epochs;
+        // A scale run first trains the model it will expand (its pretraining phase; none when it starts from a
+        // checkpoint), then expands and trains the given epochs on a fresh schedule.
+        int phaseEnd = grow ? s.Growth.MaxEpochs : s.Kind == RunKind.Scale ? s.PretrainEpochs : s.Epochs;
+        double totalEpochs = grow ? s.Growth.MaxEpochs + s.Growth.FineTuneEpochs : phaseEnd;
         return new GrowthRunState
         {
             RunId = runId, Settings = s, Phase = grow ? RunPhase.Grow : RunPhase.Train, Checkpoint = init.Checkpoint,
@@ -101,10 +103,31 @@ public static class GrowthOrchestration
         }
         if (state.StopRequested && state.Phase != RunPhase.Grow) return EnterFinalize(state);
         if (state.Position.Epoch >= state.PhaseEndEpoch)
-            return state.Phase == RunPhase.Grow
-                ? EnterFineTune(state, $"growth phase ended at epoch {state.PhaseEndEpoch}")
-                : EnterFinalize(state);
+            return state.Phase switch
+            {
+                RunPhase.Grow => EnterFineTune(state, $"growth phase ended at epoch {state.PhaseEndEpoch}"),
+                RunPhase.Train when state.Settings.Kind == RunKind.Scale && !state.Expanded =>
+                    await ExpandAsync(context, state),
+                _ => EnterFinalize(state),
+            };
         return state;
+    }
+
+    /// <summary>Scale runs: the ScaleNet expansion, then the training phase of the expanded model.</summary>
+    private static async Task<GrowthRunState> ExpandAsync(TaskOrchestrationContext context, GrowthRunState state)
+    {
+        var result = await context.CallActivityAsync<ExpandResult>(TaskNames.Expand,
+            new ExpandInput(state.RunId, state.Checkpoint, state.NextStep), Retry);
+        var s = state.Settings;
+        int start = state.Position.Epoch;
+        return state with
+        {
+            Expanded = true, Checkpoint = result.Checkpoint, NextStep = result.Checkpoint.Step + 1,
+            ArchitectureJson = result.ArchitectureJson, Arch = result.Arch, Parameters = result.Parameters,
+            Phase = RunPhase.Train, PhaseEndEpoch = start + s.Epochs,
+            Schedule = new ScheduleSegment(s.Training.LearningRate, s.Training.MinLearningRate, start, s.Epochs,
+                s.Training.WarmupEpochs),
+        };
     }
 
     /// <summary>One growth cycle at a growth point: stopping rules, importance, decision, insertion, optimizer.</summary>

@@ -37,6 +37,7 @@ public static class ScaleGrowTasks
         });
         sink.Add<FuseInput, FuseResult>(TaskNames.Fuse, i => steps.FuseAsync(i));
         sink.Add<EvaluateInput, EvaluationResult>(TaskNames.Evaluate, i => steps.EvaluateAsync(i));
+        sink.Add<ExpandInput, ExpandResult>(TaskNames.Expand, i => steps.ExpandAsync(i));
         sink.Add<QuantizeModelInput, QuantizeModelResult>(TaskNames.QuantizeModel, i => steps.QuantizeModelAsync(i));
         sink.Add<FinalizeInput, RunSummary>(TaskNames.Finalize, i => steps.FinalizeAsync(i));
         if (uploads is null) return;

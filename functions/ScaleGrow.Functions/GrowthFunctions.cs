@@ -42,6 +42,9 @@ public sealed class GrowthFunctions(IRunSteps steps)
     [Function(TaskNames.Evaluate)]
     public Task<EvaluationResult> Evaluate([ActivityTrigger] EvaluateInput input) => steps.EvaluateAsync(input);
 
+    [Function(TaskNames.Expand)]
+    public Task<ExpandResult> Expand([ActivityTrigger] ExpandInput input) => steps.ExpandAsync(input);
+
     [Function(TaskNames.QuantizeModel)]
     public Task<QuantizeModelResult> QuantizeModel([ActivityTrigger] QuantizeModelInput input) =>
         steps.QuantizeModelAsync(input);

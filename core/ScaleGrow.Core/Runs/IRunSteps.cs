@@ -17,6 +17,7 @@ public interface IRunSteps
     Task RecordProgressAsync(GrowthRunState state, CancellationToken cancellationToken = default);
     Task<FuseResult> FuseAsync(FuseInput input, CancellationToken cancellationToken = default);
     Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken cancellationToken = default);
+    Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken cancellationToken = default);
     Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken cancellationToken = default);
     Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken cancellationToken = default);
 }

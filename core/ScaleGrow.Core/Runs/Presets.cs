@@ -115,6 +115,12 @@ public static class Presets
             "BERT D5, 4 heads × 32", "fortunes, 10 topics", Bert("fortunes-bert-small", RunKind.Train, 5, 4)),
         new("fortunes-bert-base", "fixed BERT, D12W768 scaled to D6W192",
             "BERT D6, 6 heads × 32", "fortunes, 10 topics", Bert("fortunes-bert-base", RunKind.Train, 6, 6)),
+        new("scalenet-vit", "ScaleNet: pretrain a D3 ViT, expand it 2× deeper with shared layers and adapters, train on",
+            "ViT D3 → D6, 4 heads × 32, patch 7", "Fashion-MNIST 20k train subset",
+            Vit("scalenet-vit", RunKind.Scale, 3, 4, epochs: 2) with
+            {
+                Scale = new ScaleRunOptions { PretrainEpochs = 6 },
+            }),
         .. new[] { "vgg", "resnet", "bottleneck", "mbv3" }.Select(f => new Preset($"cifar10-{f}",
             "thesis settings (table 3-18): 100 epochs, grow every 3, for GPUs; --data DIR with the CIFAR-10 binary files",
             $"{f} seed", "CIFAR-10 (bring your own files)",

@@ -36,6 +36,10 @@ public sealed record RunSpec
     /// <summary>Upper bound on one TrainInterval step (seconds); longer intervals are split and checkpointed.</summary>
     public double MaxIntervalSeconds { get; set; } = 600;
 
+    /// <summary>Scale runs (<see cref="RunKind.Scale"/>): where the pretrained model comes from and how to expand it.
+    /// </summary>
+    public ScaleRunOptions? Scale { get; set; }
+
     /// <summary>Quantize the fused final model (thesis chapter 4) with these options; null: no quantization.</summary>
     public ScaleGrow.Quantization.QuantizationOptions? Quantization { get; set; }
 
@@ -51,6 +55,13 @@ public sealed record RunSpec
         Training.Validate();
         Growth.Validate();
         Quantization?.Validate();
+        if (Kind == RunKind.Scale)
+        {
+            if (Scale is null) throw new InvalidSpecException("run: kind scale needs a scale section");
+            Scale.Validate();
+            if (Epochs is < 1 or > 10000)
+                throw new InvalidSpecException($"run: epochs (after the expansion) must be in 1..10000, got {Epochs}");
+        }
         Model.Validate();
         if (TextData is not null)
         {
@@ -126,6 +137,7 @@ public sealed record RunSpec
             ? Growth with { HeadDimStep = Math.Max(1, Model.HeadDim / Model.Heads) }
             : Growth,
         Quantize = Quantization is not null,
+        PretrainEpochs = Kind == RunKind.Scale ? Scale?.PretrainEpochs ?? 0 : 0,
         MaxIntervalSeconds = MaxIntervalSeconds,
     };
 }
@@ -207,3 +219,35 @@ public sealed record ModelRequest
 [JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 [JsonSerializable(typeof(ArchitectureSpec))]
 internal partial class RunJson : JsonSerializerContext;
+
+/// <summary>
+/// A ScaleNet run: the model is trained for <see cref="PretrainEpochs"/> (or read from <see cref="From"/>, a
+/// checkpoint in the run's store), expanded deeper with weight-shared layers and per-instance adapters
+/// (<see cref="Expansion"/>, docs/scalenet.md), trained for the run's <c>epochs</c>, then fused, evaluated and
+/// optionally quantized like any run.
+/// </summary>
+public sealed record ScaleRunOptions
+{
+    public int PretrainEpochs { get; set; }
+
+    /// <summary>A model checkpoint in the store to start from instead of pretraining (e.g.
+    /// <c>runs/ID/final/model.safetensors</c> of an earlier run).</summary>
+    public string? From { get; set; }
+
+    public ScaleGrow.Scaling.ScaleNetOptions Expansion { get; set; } = new();
+
+    public void Validate()
+    {
+        if (PretrainEpochs is < 0 or > 10000)
+            throw new InvalidSpecException($"scale: pretrainEpochs must be in 0..10000, got {PretrainEpochs}");
+        if (From is null && PretrainEpochs == 0)
+            throw new InvalidSpecException("scale: give pretrainEpochs > 0 or from (a pretrained checkpoint)");
+        if (From is not null && PretrainEpochs > 0)
+            throw new InvalidSpecException("scale: give pretrainEpochs or from, not both");
+        if (From is not null) ScaleGrow.Storage.ArtifactPath.Validate(From);
+        if (Expansion.TrainAdaptersOnly)
+            throw new InvalidSpecException(
+                "scale: trainAdaptersOnly is not supported in runs (use `scalegrow scale` and train it yourself)");
+        Expansion.TargetFor(1);
+    }
+}

@@ -44,6 +44,9 @@ public sealed record GrowthRunState
     public string? FusedModel { get; init; }
     public EvaluationResult? Evaluation { get; init; }
     public int Executions { get; init; }
+
+    /// <summary>Scale runs: the ScaleNet expansion has happened.</summary>
+    public bool Expanded { get; init; }
 }
 
 /// <summary>What a run publishes as custom status (kept far below the 16 KB limit).</summary>

@@ -51,6 +51,8 @@ public sealed partial class RunSteps
         var report = RunReport.Build(input.RunId, spec, journal, input.Evaluation, fused, input.StopReason,
             input.WallSeconds);
         report["arch"] = grown.Spec.ArchString;
+        if (journal.FirstOrDefault(e => (string?)e["kind"] == "expand") is { } expansion)
+            report["expansion"] = expansion.DeepClone();
         if (input.Quantized is { } q)
             report["quantized"] = JsonSerializer.SerializeToNode(q, RunStepsJson.Default.QuantizeModelResult);
         string reportPath = RunPaths.Final(input.RunId, "report.json");

@@ -79,7 +79,22 @@ public sealed partial class RunSteps : IRunSteps
             }
         }
         torch.manual_seed(Seeds.Derive(spec.Seed, "model", 0));
-        var model = ModelFactory.Create(architecture);
+        IScaleGrowModel model;
+        if (spec.Scale?.From is { } from)
+        {
+            var (pretrained, _) = await LoadModelWithMetadataAsync(from, cancellationToken);
+            if (pretrained.Spec is not Scaling.ILayeredSpec)
+            {
+                pretrained.Module.Dispose();
+                throw new InvalidSpecException($"scale: {from} is a {pretrained.Spec.ArchString}, not a Transformer");
+            }
+            model = pretrained;
+            architecture = pretrained.Spec;
+        }
+        else
+        {
+            model = ModelFactory.Create(architecture);
+        }
         using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
         using var state = optimizer.Export();
         var checkpoint = new RunCheckpoint(0, RunPaths.StepModel(input.RunId, 0), RunPaths.StepOptimizer(input.RunId, 0));

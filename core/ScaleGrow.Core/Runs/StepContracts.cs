@@ -49,6 +49,8 @@ public enum RunKind
     [JsonStringEnumMemberName("train")] Train,
     /// <summary>AdaGrow: grow from a seed model (algorithm 3-1).</summary>
     [JsonStringEnumMemberName("grow")] Grow,
+    /// <summary>ScaleNet: (pre)train, expand deeper with shared layers and adapters, train on.</summary>
+    [JsonStringEnumMemberName("scale")] Scale,
 }
 
 /// <summary>What the orchestrator needs from a run's spec to make its decisions (no data paths, no tensors).</summary>
@@ -66,7 +68,16 @@ public sealed record RunSettings
     public double MaxIntervalSeconds { get; set; } = 600;
 
     public bool Quantize { get; init; }
+
+    /// <summary>Scale runs: epochs before the expansion (0: the run starts from a pretrained checkpoint).</summary>
+    public int PretrainEpochs { get; init; }
 }
+
+public sealed record ExpandInput(string RunId, RunCheckpoint Checkpoint, int Step);
+
+/// <summary>The expanded model's checkpoint (fresh optimizer state) and its size before and after.</summary>
+public sealed record ExpandResult(RunCheckpoint Checkpoint, string ArchitectureJson, string Arch, long Parameters,
+    long ParametersBefore);
 
 public sealed record InitializeRunInput(string RunId);
 

@@ -15,6 +15,45 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
     private static string NewRunId(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..30];
 
     [Fact]
+    public async Task AScaleRunPretrainsExpandsWithSharedLayersAndTrainsOnThroughTheSameOrchestration()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var tiny = OrchestrationTestKit.TinyGrowth();
+        var spec = tiny with
+        {
+            Kind = RunKind.Scale, Epochs = 1, MeasureLatency = false,
+            Model = new ModelRequest { Family = "vit", Layers = 2, Heads = 2, HeadDim = 8, PatchSize = 7 },
+            Training = new ScaleGrow.Training.TrainingOptions
+            {
+                Optimizer = ScaleGrow.Training.OptimizerKind.AdamW, LearningRate = 1e-3, BatchSize = 64,
+            },
+            Scale = new ScaleRunOptions { PretrainEpochs = 1 },
+        };
+        string runId = await runs.StartAsync(spec, NewRunId("scale"));
+        var (metadata, statuses) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+        var summary = metadata.ReadOutputAs<RunSummary>()!;
+        Assert.Equal("ViT-D4W16", summary.Arch);
+        Assert.Equal(2, summary.Epochs); // one before the expansion, one after
+        Assert.Contains(statuses, s => s.Arch == "ViT-D2W16");
+        var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+        var expand = Assert.Single(journal, e => (string?)e["kind"] == "expand");
+        Assert.Equal(("ViT-D2W16", "ViT-D4W16"), ((string?)expand["archBefore"], (string?)expand["archAfter"]));
+        long before = (long)expand["parametersBefore"]!, after = (long)expand["parametersAfter"]!;
+        Assert.True(after > before && after < before * 1.5, $"{before} -> {after}: shared layers add only adapters");
+        Assert.Equal(after, summary.Parameters);
+        // The final checkpoint keeps the sharing: layers 3 and 4 run the tensors of layers 1 and 2.
+        var (model, _) = ScaleGrow.Checkpoints.ModelIO.LoadModel(await store.ReadAllBytesAsync(summary.Model), summary.Model);
+        Assert.Equal(after, ScaleGrow.Models.ModelStats.CountParameters(model.Module));
+        model.Module.Dispose();
+        var report = JsonNode.Parse(await store.ReadAllBytesAsync(summary.Report))!;
+        Assert.Equal("ViT-D4W16", (string?)report["expansion"]!["archAfter"]);
+    }
+
+    [Fact]
     public async Task ARunThatAsksForQuantizationEndsWithAPackedCheckpointItsReportDescribes()
     {
         var store = Store();

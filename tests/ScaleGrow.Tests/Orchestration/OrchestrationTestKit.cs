@@ -72,6 +72,8 @@ internal class DelegatingRunSteps(IRunSteps inner) : IRunSteps
     public Task<FuseResult> FuseAsync(FuseInput input, CancellationToken ct = default) => inner.FuseAsync(input, ct);
     public Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken ct = default) =>
         inner.EvaluateAsync(input, ct);
+    public Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken ct = default) =>
+        inner.ExpandAsync(input, ct);
     public Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken ct = default) =>
         inner.QuantizeModelAsync(input, ct);
     public Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken ct = default) =>

@@ -81,4 +81,13 @@ public class RunSpecTests
         Assert.Contains("request", Assert.Throws<InvalidSpecException>(
             () => RunSpec.FromRequestJson("{not json", "request")).Message);
     }
+
+    [Theory]
+    [InlineData("""{"kind": "scale"}""", "scale section")]
+    [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {}}""", "pretrainEpochs > 0 or from")]
+    [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {"pretrainEpochs": 2, "from": "runs/x/m.safetensors"}}""", "not both")]
+    [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {"from": "../etc/passwd"}}""", "..")]
+    [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {"pretrainEpochs": 1, "expansion": {"depthFactor": 0.5}}}""", "depth factor")]
+    public void ScaleSpecsThatCannotRunAreRefusedNamingTheField(string json, string mentions) =>
+        Assert.Contains(mentions, Assert.Throws<InvalidSpecException>(() => RunSpec.FromJson(json, "spec")).Message);
 }

@@ -1,0 +1,56 @@
+using System.Text.Json.Nodes;
+using ScaleGrow.Checkpoints;
+using ScaleGrow.Models;
+using ScaleGrow.Scaling;
+using ScaleGrow.Training;
+
+namespace ScaleGrow.Runs;
+
+public sealed partial class RunSteps
+{
+    /// <summary>
+    /// ScaleNet expansion of the run's current model (docs/scalenet.md): deeper by the spec's mapping, new layer
+    /// instances sharing the pretrained tensors, per-instance adapters with zero-initialised outputs (so the expanded
+    /// model starts as the mapped composition of the pretrained layers). The optimizer state starts fresh: the
+    /// shared tensors now serve several instances, and the adapters are new. Writes step <c>Step</c>; idempotent.
+    /// </summary>
+    public async Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken cancellationToken = default)
+    {
+        var spec = await ReadSpecAsync(input.RunId, cancellationToken);
+        var options = spec.Scale?.Expansion ?? new ScaleNetOptions();
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        try
+        {
+            var (expanded, expansion) = ScaleNetExpander.Expand(model, options, Seeds.Derive(spec.Seed, "scale", 0));
+            try
+            {
+                using var optimizer = new NamedOptimizer(expanded.Module.named_parameters(), spec.Training);
+                using var state = optimizer.Export();
+                var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
+                    RunPaths.StepOptimizer(input.RunId, input.Step));
+                await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(expanded, Carried(metadata)), null,
+                    cancellationToken);
+                await _store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
+                await Journal(input.RunId).UpsertAsync("expand", new JsonObject
+                {
+                    ["kind"] = "expand", ["step"] = input.Step, ["archBefore"] = expansion.ArchBefore,
+                    ["archAfter"] = expansion.ArchAfter, ["mapping"] = options.Mapping.ToString().ToLowerInvariant(),
+                    ["parametersBefore"] = expansion.ParametersBefore,
+                    ["parametersAfter"] = expansion.ParametersAfter,
+                    ["instances"] = new JsonArray(expansion.Mapping
+                        .Select(i => (JsonNode)$"{i.LayerId}<-{i.SourceLayerId}{(i.Shared ? " shared" : "")}").ToArray()),
+                }, cancellationToken);
+                return new ExpandResult(checkpoint, expanded.Spec.ToJson(), expanded.Spec.ArchString,
+                    expansion.ParametersAfter, expansion.ParametersBefore);
+            }
+            finally
+            {
+                expanded.Module.Dispose();
+            }
+        }
+        finally
+        {
+            model.Module.Dispose();
+        }
+    }
+}
