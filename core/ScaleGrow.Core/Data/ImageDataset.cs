@@ -87,14 +87,7 @@ public sealed class ImageDataset : IDisposable
         _labels.Dispose();
     }
 
-    /// <summary>Keeps a contiguous tensor; replaces any other by a contiguous copy, freeing the input.</summary>
-    private static Tensor Own(Tensor t)
-    {
-        if (t.is_contiguous()) return t.DetachFromDisposeScope();
-        var copy = t.contiguous().DetachFromDisposeScope();
-        t.Dispose();
-        return copy;
-    }
+    private static Tensor Own(Tensor t) => TensorOwnership.Own(t);
 
     private Tensor Alive(Tensor t) => _disposed ? throw new ObjectDisposedException(Name) : t;
 }
