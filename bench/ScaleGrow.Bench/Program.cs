@@ -162,7 +162,11 @@ async Task Overhead()
         ("in-process engine, local store", await Cli($"grow --preset {preset}", $"overhead-inprocess")),
     };
     if (azurite is not null)
+    {
         runs.Add(("in-process engine, Azurite store", await Cli($"grow --preset {preset} --store \"{azurite}\"", "overhead-azurite")));
+        runs.Add(("Azure Storage backend (Azurite), Azurite store",
+            await Cli($"grow --preset {preset} --engine azure-storage --store \"{azurite}\"", "overhead-azure-storage")));
+    }
     double direct = (double)runs[0].Result["wallSeconds"]!;
     md.AppendLine("| engine and store | wall s | vs direct | same result |");
     md.AppendLine("|---|---|---|---|");
