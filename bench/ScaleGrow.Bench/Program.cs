@@ -49,11 +49,24 @@ async Task Growth()
     var presets = (options.GetValueOrDefault("presets") ?? "fashion-vgg,fashion-resnet,fashion-bottleneck,fashion-mbv3").Split(',');
     var baselines = (options.GetValueOrDefault("baselines") ?? "fashion-vgg11,fashion-resnet18,fashion-mbv3small").Split(',');
     string seed = options.GetValueOrDefault("seed") ?? "1";
+    // --train-limit N: every run on the same smaller training subset (a reduced-scale comparison); the presets are
+    // then written out as spec files so the printed commands still reproduce each row.
+    int? trainLimit = options.GetValueOrDefault("train-limit") is { } t ? int.Parse(t) : null;
+    RunSpec SpecOf(string preset) => trainLimit is { } limit
+        ? Presets.Get(preset).Spec with { Data = Presets.Get(preset).Spec.Data with { TrainLimit = limit } }
+        : Presets.Get(preset).Spec;
+    string Source(string preset)
+    {
+        if (trainLimit is null) return $"--preset {preset}";
+        var file = Path.Combine(work, $"{preset}-train{trainLimit}.json");
+        File.WriteAllText(file, SpecOf(preset).ToJson());
+        return $"--spec {Relative(file)}";
+    }
     var rows = new List<JsonObject>();
     double totalGrowSeconds = 0;
     foreach (var preset in presets)
     {
-        var r = await Cli($"grow --preset {preset} --seed {seed}", $"grow-{preset}-s{seed}");
+        var r = await Cli($"grow {Source(preset)} --seed {seed}", $"grow-{preset}-s{seed}");
         rows.Add(r);
         totalGrowSeconds += (double)r["wallSeconds"]!;
     }
@@ -61,11 +74,10 @@ async Task Growth()
     double budget = totalGrowSeconds / presets.Length;
     foreach (var preset in baselines)
     {
-        var spec = Presets.Get(preset).Spec;
-        double epochSeconds = SecondsPerEpoch(spec);
+        double epochSeconds = SecondsPerEpoch(SpecOf(preset));
         int epochs = Math.Max(1, (int)Math.Round(budget / epochSeconds));
         md.AppendLine($"- {preset}: probe {epochSeconds:0} s/epoch → {epochs} epochs for a {budget:0} s budget");
-        rows.Add(await Cli($"train --preset {preset} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}"));
+        rows.Add(await Cli($"train {Source(preset)} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}"));
     }
     md.AppendLine();
     Table(rows);
