@@ -49,11 +49,15 @@ async Task Growth()
     var presets = (options.GetValueOrDefault("presets") ?? "fashion-vgg,fashion-resnet,fashion-bottleneck,fashion-mbv3").Split(',');
     var baselines = (options.GetValueOrDefault("baselines") ?? "fashion-vgg11,fashion-resnet18,fashion-mbv3small").Split(',');
     string seed = options.GetValueOrDefault("seed") ?? "1";
-    // --train-limit N: every run on the same smaller training subset (a reduced-scale comparison); the presets are
-    // then written out as spec files so the printed commands still reproduce each row.
+    // --train-limit N: every run on the same training subset (0: the full training split, as the comparison
+    // on full Fashion-MNIST wants); the presets are then written out as spec files so the printed commands still
+    // reproduce each row.
     int? trainLimit = options.GetValueOrDefault("train-limit") is { } t ? int.Parse(t) : null;
     RunSpec SpecOf(string preset) => trainLimit is { } limit
-        ? Presets.Get(preset).Spec with { Data = Presets.Get(preset).Spec.Data with { TrainLimit = limit } }
+        ? Presets.Get(preset).Spec with
+        {
+            Data = Presets.Get(preset).Spec.Data with { TrainLimit = limit > 0 ? limit : null },
+        }
         : Presets.Get(preset).Spec;
     string Source(string preset)
     {
