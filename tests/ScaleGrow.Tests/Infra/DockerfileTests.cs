@@ -28,6 +28,10 @@ public class DockerfileTests
         var copies = dockerfile.InStage(final.Index).Where(i => i.Keyword is "COPY" or "ADD").ToList();
         var copy = Assert.Single(copies);
         Assert.Matches(@"^--from=\S+ /app/publish /home/site/wwwroot$", copy.Arguments);
+        // The data that presets and quantize-on-upload read by default is in the image.
+        var install = Assert.Single(dockerfile.InStage(final.Index), i => i.Keyword == "RUN" && i.Arguments.Contains("apt-get install"));
+        Assert.Contains("dataset-fashion-mnist", install.Arguments);
+        Assert.Contains("fortunes", install.Arguments);
     }
 
     [Fact]
