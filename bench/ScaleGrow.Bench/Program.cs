@@ -53,16 +53,19 @@ async Task Growth()
     // on full Fashion-MNIST wants); the presets are then written out as spec files so the printed commands still
     // reproduce each row.
     int? trainLimit = options.GetValueOrDefault("train-limit") is { } t ? int.Parse(t) : null;
-    RunSpec SpecOf(string preset) => trainLimit is { } limit
-        ? Presets.Get(preset).Spec with
-        {
-            Data = Presets.Get(preset).Spec.Data with { TrainLimit = limit > 0 ? limit : null },
-        }
-        : Presets.Get(preset).Spec;
+    // --max-epochs N: the growth runs' growth phase ends at N (a shorter, reduced-scale comparison).
+    int? maxEpochs = options.GetValueOrDefault("max-epochs") is { } me ? int.Parse(me) : null;
+    RunSpec SpecOf(string preset)
+    {
+        var spec = Presets.Get(preset).Spec;
+        if (trainLimit is { } limit) spec = spec with { Data = spec.Data with { TrainLimit = limit > 0 ? limit : null } };
+        if (maxEpochs is { } max && spec.Kind == RunKind.Grow) spec = spec with { Growth = spec.Growth with { MaxEpochs = max } };
+        return spec;
+    }
     string Source(string preset)
     {
-        if (trainLimit is null) return $"--preset {preset}";
-        var file = Path.Combine(work, $"{preset}-train{trainLimit}.json");
+        if (trainLimit is null && maxEpochs is null) return $"--preset {preset}";
+        var file = Path.Combine(work, $"{preset}-train{trainLimit}-max{maxEpochs}.json");
         File.WriteAllText(file, SpecOf(preset).ToJson());
         return $"--spec {Relative(file)}";
     }
