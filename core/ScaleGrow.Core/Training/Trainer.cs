@@ -109,6 +109,7 @@ public static class Trainer
             count++;
             onBatch?.Invoke(new BatchProgress(count, optimizer.Step, batchLoss, lr));
         }
+        NativeAllocator.Trim();
         return new EpochMetrics(samples > 0 ? lossSum / samples : double.NaN,
             samples > 0 ? (double)correct / samples : double.NaN, samples, count, clock.Elapsed.TotalSeconds,
             interrupted);
@@ -135,6 +136,7 @@ public static class Trainer
             correct += batch.Correct;
             samples += batch.Count;
         }
+        NativeAllocator.Trim();
         return new EvalMetrics(samples > 0 ? lossSum / samples : double.NaN,
             samples > 0 ? (double)correct / samples : double.NaN, samples);
     }

@@ -61,21 +61,21 @@ internal class DelegatingRunSteps(IRunSteps inner) : IRunSteps
         inner.InitializeRunAsync(input, ct);
     public virtual Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input, CancellationToken ct = default) =>
         inner.TrainIntervalAsync(input, ct);
-    public Task<ImportanceReport> ScoreImportanceAsync(ScoreImportanceInput input, CancellationToken ct = default) =>
+    public virtual Task<ImportanceReport> ScoreImportanceAsync(ScoreImportanceInput input, CancellationToken ct = default) =>
         inner.ScoreImportanceAsync(input, ct);
-    public Task<InsertModuleResult> InsertModuleAsync(InsertModuleInput input, CancellationToken ct = default) =>
+    public virtual Task<InsertModuleResult> InsertModuleAsync(InsertModuleInput input, CancellationToken ct = default) =>
         inner.InsertModuleAsync(input, ct);
-    public Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input, CancellationToken ct = default) =>
+    public virtual Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input, CancellationToken ct = default) =>
         inner.MigrateOptimizerAsync(input, ct);
     public Task RecordProgressAsync(GrowthRunState state, CancellationToken ct = default) =>
         inner.RecordProgressAsync(state, ct);
-    public Task<FuseResult> FuseAsync(FuseInput input, CancellationToken ct = default) => inner.FuseAsync(input, ct);
-    public Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken ct = default) =>
+    public virtual Task<FuseResult> FuseAsync(FuseInput input, CancellationToken ct = default) => inner.FuseAsync(input, ct);
+    public virtual Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken ct = default) =>
         inner.EvaluateAsync(input, ct);
-    public Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken ct = default) =>
+    public virtual Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken ct = default) =>
         inner.ExpandAsync(input, ct);
-    public Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken ct = default) =>
+    public virtual Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken ct = default) =>
         inner.QuantizeModelAsync(input, ct);
-    public Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken ct = default) =>
+    public virtual Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken ct = default) =>
         inner.FinalizeAsync(input, ct);
 }
