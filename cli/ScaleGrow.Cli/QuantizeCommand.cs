@@ -92,6 +92,11 @@ public static class QuantizeCommand
     /// in its default folder; when that default is not installed the run goes on without data.</summary>
     private static DataSplits? LoadData(CommandLine cl, Models.ArchitectureSpec spec, int? limit, List<string> notes)
     {
+        if (spec is Models.Decoder.DecoderSpec or Models.Transformer.TransformerSpec { Modality: Models.Transformer.TransformerModality.Text })
+        {
+            notes.Add($"{spec.ArchString} reads text: no image calibration or test data; accuracy not measured here");
+            return null;
+        }
         bool named = cl.Get("data") is not null || cl.Get("dataset") is not null;
         string name = cl.Get("dataset")
                       ?? (spec is CnnSpec { InputChannels: 3 } ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);

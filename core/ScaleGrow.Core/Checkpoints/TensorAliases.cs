@@ -53,7 +53,7 @@ internal static class TensorAliases
     }
 
     // Empty tensors have no meaningful address (often null), so they only alias when they are the same object.
-    private static string? StorageKey(Tensor t) =>
+    internal static string? StorageKey(Tensor t) =>
         t.NumberOfElements == 0
             ? null
             : $"{TensorMemory.DataPointer(t)}|{t.dtype}|{t.device_type}:{t.device_index}|" +

@@ -70,6 +70,21 @@ public sealed class ModelQuantizer
             var reports = new List<LayerQuantizationReport>();
             var notes = new List<string>();
             if (!hasData) notes.Add("no calibration data: rtn without measured layer errors");
+            // Weight-shared layers (ScaleNet instances) hold one tensor: it is quantized once, by the first layer in
+            // order (calibrated on that layer's inputs only), and the checkpoint stores it once.
+            var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+            order = order.Where(name =>
+            {
+                if (Checkpoints.TensorAliases.StorageKey(GptqLayerQuantizer.WeightOf(candidates[name])) is not { } key)
+                    return true;
+                if (owners.TryGetValue(key, out var owner))
+                {
+                    notes.Add($"{name} shares its weight with {owner}: quantized once, as {owner}");
+                    return false;
+                }
+                owners[key] = name;
+                return true;
+            }).ToList();
             long samplesUsed = 0;
             for (int i = 0; i < order.Count; i++)
             {

@@ -52,6 +52,17 @@ public static class QuantizedCheckpoint
         var modules = model.Module.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
         var tensors = new Dictionary<string, Tensor>(model.Module.state_dict(), StringComparer.Ordinal);
         var layers = new SortedDictionary<string, QuantizedLayerInfo>(StringComparer.Ordinal);
+        // Names that share a quantized weight's storage (ScaleNet instances) are not stored as floats: loading
+        // restores them from the spec, which rebuilds the sharing.
+        var quantizedStorage = result.Layers
+            .Select(l => modules.TryGetValue(l.Name, out var m) && m is Conv2d or Linear
+                ? Checkpoints.TensorAliases.StorageKey(GptqLayerQuantizer.WeightOf(m)) : null)
+            .OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var sharingQuantized = tensors
+            .Where(t => !result.Layers.Any(l => l.Name + ".weight" == t.Key) &&
+                        Checkpoints.TensorAliases.StorageKey(t.Value) is { } key && quantizedStorage.Contains(key))
+            .Select(t => t.Key).ToList();
+        foreach (var name in sharingQuantized) tensors.Remove(name);
         foreach (var layer in result.Layers)
         {
             string weightName = layer.Name + ".weight";
@@ -146,6 +157,15 @@ public static class QuantizedCheckpoint
                     throw Error(source, $"tensor {Quote(name)} belongs to layer " +
                                         $"{Quote(name[..^suffix.Length])}, which " +
                                         $"{CheckpointMetadata.QuantizationKey} does not list as quantized");
+            // A name whose tensor the model shares with a restored name (ScaleNet instances) takes that tensor.
+            foreach (var group in model.Module.state_dict()
+                         .Select(kv => (Key: Checkpoints.TensorAliases.StorageKey(kv.Value), Name: kv.Key))
+                         .Where(x => x.Key is not null).GroupBy(x => x.Key, x => x.Name, StringComparer.Ordinal))
+            {
+                var present = group.FirstOrDefault(floats.ContainsKey);
+                if (present is null) continue;
+                foreach (var name in group) floats.TryAdd(name, floats[present]);
+            }
             ModelIO.Load(model.Module, floats, source);
             return new LoadedQuantizedModel(model, extra, info);
         }
@@ -156,7 +176,7 @@ public static class QuantizedCheckpoint
         }
         finally
         {
-            foreach (var t in tensors.Values.Distinct()) t.Dispose();
+            foreach (var t in tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance)) t.Dispose();
         }
     }
 
