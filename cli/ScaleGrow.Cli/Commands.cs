@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
+using ScaleGrow.Models.Decoder;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
@@ -94,7 +95,7 @@ public static class Commands
     private static IRunData DataFor(IScaleGrowModel model, IReadOnlyDictionary<string, string> metadata,
         CommandLine cl, string path)
     {
-        if (model.Spec is TransformerSpec { Modality: TransformerModality.Text })
+        if (model.Spec is TransformerSpec { Modality: TransformerModality.Text } or DecoderSpec)
         {
             return TextRunData.ForCheckpoint(metadata, cl.Get("data"), path);
         }
@@ -116,8 +117,11 @@ public static class Commands
         var (model, metadata) = LoadModel(path);
         var data = DataFor(model, metadata, cl, path);
         var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
-        output.Line($"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test samples of {Markup.Escape(data.Name)}: " +
-                    $"accuracy [green]{result.Accuracy:P2}[/], loss {result.Loss:0.0000}");
+        output.Line(result.Perplexity is { } ppl
+            ? $"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test tokens of {Markup.Escape(data.Name)}: " +
+              $"perplexity [green]{ppl:0.000}[/], next-token accuracy {result.Accuracy:P2}, loss {result.Loss:0.0000}"
+            : $"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test samples of {Markup.Escape(data.Name)}: " +
+              $"accuracy [green]{result.Accuracy:P2}[/], loss {result.Loss:0.0000}");
         output.Line($"params {result.Parameters:N0}, FLOPs {result.Flops / 1e6:0.00} M, latency " +
                     $"{result.LatencyMsBatch1:0.00} ms (batch 1), {result.LatencyMsBatch64:0.00} ms (batch 64)");
         output.Result(JsonSerializer.SerializeToNode(result, CliJson.Default.EvaluationResult)!.AsObject());

@@ -212,7 +212,9 @@ public static class RunCommand
         output.Human.WriteLine();
         output.Human.MarkupLine($"[bold green]done[/] run [bold]{runId}[/]: [bold]{Markup.Escape(summary.Arch)}[/], " +
                                 $"{summary.Parameters:N0} parameters ({summary.ParametersFused:N0} after fusion)");
-        output.Human.MarkupLine($"test accuracy [bold]{e.Accuracy:P2}[/] on {e.Samples:N0} samples, " +
+        output.Human.MarkupLine((e.Perplexity is { } ppl
+                                    ? $"test perplexity [bold]{ppl:0.00}[/], next-token accuracy {e.Accuracy:P2} on {e.Samples:N0} tokens, "
+                                    : $"test accuracy [bold]{e.Accuracy:P2}[/] on {e.Samples:N0} samples, ") +
                                 $"FLOPs {e.Flops / 1e6:0.0} M, CPU latency {e.LatencyMsBatch1:0.00} ms (batch 1) / " +
                                 $"{e.LatencyMsBatch64:0.0} ms (batch 64), {summary.Growths} growths in {summary.Epochs} epochs, " +
                                 $"{summary.WallSeconds:0} s");
@@ -224,6 +226,7 @@ public static class RunCommand
                                 string.Join(", ", files.Select(f => f.Key)));
         var result = JsonSerializer.SerializeToNode(summary, CliJson.Default.RunSummary)!.AsObject();
         result["accuracy"] = e.Accuracy;
+        if (e.Perplexity is { } perplexity) result["perplexity"] = perplexity;
         if (activitySeconds is { } busy) result["activitySeconds"] = busy;
         result["files"] = files;
         output.Result(result);

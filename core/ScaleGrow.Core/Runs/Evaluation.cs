@@ -15,7 +15,7 @@ public static class Evaluation
     public static EvaluationResult Evaluate(IScaleGrowModel model, IRunData data, int batchSize, bool measureLatency,
         CancellationToken cancellationToken)
     {
-        var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken);
+        var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken, data.Loss(0));
         var stats = ModelStats.Of(model.Spec);
         double? b1 = null, b64 = null;
         if (measureLatency)
@@ -26,6 +26,7 @@ public static class Evaluation
         return new EvaluationResult
         {
             Accuracy = metrics.Accuracy, Loss = metrics.Loss, Samples = metrics.Samples,
+            Perplexity = data.IsLanguageModel ? Math.Exp(metrics.Loss) : null,
             Parameters = stats.ParametersFused, Flops = stats.FlopsFused, LatencyMsBatch1 = b1, LatencyMsBatch64 = b64,
         };
     }
@@ -33,6 +34,9 @@ public static class Evaluation
     /// <summary>Writes one row of logits per test sample, in dataset order; returns the number of rows.</summary>
     public static int WriteLogitsCsv(IScaleGrowModel model, IRunData data, string path)
     {
+        if (data.IsLanguageModel)
+            throw new InvalidSpecException(
+                $"predict: {model.Spec.ArchString} is a language model; use `scalegrow eval` for its perplexity");
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temp = full + $".tmp-{Environment.ProcessId}";
@@ -65,12 +69,13 @@ public static class Evaluation
         return rows;
     }
 
-    /// <summary>The per-sample input shape of a model (C, H, W) or (T) for text.</summary>
+    /// <summary>The per-sample input shape of a model (C, H, W) or (T) for text and decoders.</summary>
     public static long[] InputShape(ArchitectureSpec spec, DataSplits? data = null) => spec switch
     {
         Models.Cnn.CnnSpec c => [c.InputChannels, c.ImageSize, c.ImageSize],
         TransformerSpec { Modality: TransformerModality.Image } t => [t.InputChannels, t.ImageSize, t.ImageSize],
         TransformerSpec t => [t.MaxLength],
+        Models.Decoder.DecoderSpec d => [d.MaxPositions],
         _ => data is null ? throw new InvalidSpecException("no input shape") : [data.Channels, data.Height, data.Width],
     };
 }

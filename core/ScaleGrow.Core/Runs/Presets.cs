@@ -121,6 +121,21 @@ public static class Presets
             {
                 Scale = new ScaleRunOptions { PretrainEpochs = 6 },
             }),
+        new("scalenet-lm",
+            "ScaleNet on a language model: pretrain a D3 Llama-style decoder on the fortunes, expand it to D6 with shared layers and adapters, train on",
+            "Llama-style decoder D3 → D6, width 128 (4 heads × 32, 2 KV heads), SwiGLU 320, tied embeddings",
+            "fortunes as running text, 80/10/10 by document, WordPiece 4000, context 64",
+            new RunSpec
+            {
+                Kind = RunKind.Scale, Preset = "scalenet-lm", Epochs = 1,
+                TextData = new TextDatasetSpec(SequenceLength: 64, Task: TextDatasetSpec.LanguageModel),
+                Model = new ModelRequest
+                {
+                    Family = "decoder", Layers = 3, Heads = 4, HeadDim = 32, KvHeads = 2, MlpRatio = 2.5,
+                },
+                Training = AdamW with { LearningRate = 2e-3, BatchSize = 32, EvalBatchSize = 32 },
+                Scale = new ScaleRunOptions { PretrainEpochs = 3 },
+            }),
         .. new[] { "vgg", "resnet", "bottleneck", "mbv3" }.Select(f => new Preset($"cifar10-{f}",
             "thesis settings (table 3-18): 100 epochs, grow every 3, for GPUs; --data DIR with the CIFAR-10 binary files",
             $"{f} seed", "CIFAR-10 (bring your own files)",

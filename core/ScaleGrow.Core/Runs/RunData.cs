@@ -3,6 +3,8 @@ using System.Text.Json;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
 using ScaleGrow.Models;
+using ScaleGrow.Scaling;
+using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,6 +32,12 @@ public interface IRunData
 
     /// <summary>A random input batch of the model's input shape, for latency measurements.</summary>
     Tensor SampleInput(int batch);
+
+    /// <summary>The training and evaluation loss: classification, or next-token prediction for language models.</summary>
+    LossFunction Loss(double labelSmoothing) => Losses.Classification(labelSmoothing);
+
+    /// <summary>Language models report perplexity (exp of the mean next-token loss) next to token accuracy.</summary>
+    bool IsLanguageModel => false;
 }
 
 /// <summary>Loads (and caches per process) the data of a run spec.</summary>
@@ -42,9 +50,12 @@ public static class RunData
         string key = spec.TextData is { } text
             ? "text:" + JsonSerializer.Serialize(text, RunStepsJson.Default.TextDatasetSpec)
             : "image:" + JsonSerializer.Serialize(spec.Data, RunStepsJson.Default.DatasetSpec);
-        var lazy = Cache.GetOrAdd(key, _ => new Lazy<IRunData>(() => spec.TextData is { } t
-            ? new TextRunData(TextDataLoader.Load(t))
-            : new ImageRunData(DatasetLoader.Load(spec.Data))));
+        var lazy = Cache.GetOrAdd(key, _ => new Lazy<IRunData>(() => spec.TextData switch
+        {
+            { IsLanguageModel: true } lm => new LanguageModelRunData(LanguageModelDataLoader.Load(lm)),
+            { } t => new TextRunData(TextDataLoader.Load(t)),
+            null => new ImageRunData(DatasetLoader.Load(spec.Data)),
+        }));
         try
         {
             return lazy.Value;
@@ -102,7 +113,7 @@ public sealed class TextRunData(TextDataSplits data) : IRunData
     /// a label&lt;TAB&gt;text file split the same way, instead), encoded with the tokenizer it carries, so the ids
     /// mean what they meant in training.
     /// </summary>
-    public static TextRunData ForCheckpoint(IReadOnlyDictionary<string, string> metadata, string? userFile,
+    public static IRunData ForCheckpoint(IReadOnlyDictionary<string, string> metadata, string? userFile,
         string source)
     {
         if (!metadata.TryGetValue(TextTokenizer.MetadataKey, out var tokenizerJson))
@@ -122,9 +133,57 @@ public sealed class TextRunData(TextDataSplits data) : IRunData
         }
         else if (userFile is null)
             throw new InvalidSpecException($"{source}: no '{MetadataKey}' metadata; pass --data FILE (label<TAB>text)");
+        if (spec.IsLanguageModel)
+        {
+            if (userFile is not null) spec = spec with { Name = TextDatasetSpec.TextFile, Path = userFile };
+            return new LanguageModelRunData(LanguageModelDataLoader.Load(spec, tokenizer));
+        }
         if (userFile is not null) spec = spec with { Name = TextDatasetSpec.LabelledText, Path = userFile };
         return new TextRunData(TextDataLoader.Load(spec, tokenizer));
     }
     public Tensor SampleInput(int batch) =>
         torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.SequenceLength });
+}
+
+/// <summary>
+/// Next-token data for decoders (<see cref="LanguageModelSplits"/>). An epoch is as many random windows of
+/// <c>context + 1</c> tokens as cover the training stream once, drawn from a seed derived from (run seed, epoch), so a
+/// resumed epoch replays the same windows. Validation and test tile their streams with non-overlapping windows
+/// (<see cref="LanguageModeling"/>); at most <see cref="MaxEvalWindows"/> windows per batch, because the logits of one
+/// batch hold windows × context × vocabulary floats.
+/// </summary>
+public sealed class LanguageModelRunData(LanguageModelSplits data) : IRunData
+{
+    public const int MaxEvalWindows = 32;
+
+    public LanguageModelSplits Splits => data;
+    public string Name => data.Spec.Name + " (language model)";
+    public int NumClasses => data.Tokenizer.VocabSize;
+    public bool IsLanguageModel => true;
+    public LossFunction Loss(double labelSmoothing) => Losses.NextToken();
+
+    public int TrainBatchCount(int batchSize) =>
+        Math.Max(1, data.Train.Count / (Math.Max(1, batchSize) * data.Context));
+
+    public IEnumerable<(Tensor X, Tensor Y)> TrainEpoch(int batchSize, long seed, int epoch) =>
+        LanguageModeling.TrainingBatches(data.Train, data.Context, batchSize, TrainBatchCount(batchSize),
+            Seeds.Derive(seed, "lm-windows", epoch));
+
+    public IEnumerable<(Tensor X, Tensor Y)> ValidationBatches(int batchSize) =>
+        LanguageModeling.EvaluationBatches(data.Validation, data.Context, Math.Min(batchSize, MaxEvalWindows));
+
+    public IEnumerable<(Tensor X, Tensor Y)> TestBatches(int batchSize) =>
+        LanguageModeling.EvaluationBatches(data.Test, data.Context, Math.Min(batchSize, MaxEvalWindows));
+
+    public ArchitectureSpec BuildArchitecture(ModelRequest request) =>
+        request.Build(1, 1, data.Tokenizer.VocabSize, data.Tokenizer.VocabSize, data.Context);
+
+    public IReadOnlyDictionary<string, string> CheckpointMetadata => new Dictionary<string, string>
+    {
+        [TextTokenizer.MetadataKey] = data.Tokenizer.Save(),
+        [TextRunData.MetadataKey] = JsonSerializer.Serialize(data.Spec, RunStepsJson.Default.TextDatasetSpec),
+    };
+
+    public Tensor SampleInput(int batch) =>
+        torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.Context });
 }

@@ -33,7 +33,9 @@ public static class RunReport
         var phaseSeconds = new JsonObject();
         foreach (var group in epochs.GroupBy(e => (string?)e["phase"] ?? "train"))
             phaseSeconds[group.Key] = group.Sum(e => (double)e["seconds"]!);
-        string finalArch = growths.Count > 0 ? (string)growths[^1]["action"]!["archAfter"]! : (string?)init?["arch"] ?? "";
+        var expansion = journal.FirstOrDefault(e => (string?)e["kind"] == "expand");
+        string finalArch = growths.Count > 0 ? (string)growths[^1]["action"]!["archAfter"]!
+            : (string?)expansion?["archAfter"] ?? (string?)init?["arch"] ?? "";
         return new JsonObject
         {
             ["runId"] = runId,
@@ -48,6 +50,7 @@ public static class RunReport
             ["latencyMsBatch64"] = evaluation.LatencyMsBatch64,
             ["accuracy"] = evaluation.Accuracy,
             ["loss"] = evaluation.Loss,
+            ["perplexity"] = evaluation.Perplexity,
             ["testSamples"] = evaluation.Samples,
             ["stopReason"] = stopReason,
             ["epochs"] = epochs.Count,

@@ -63,16 +63,27 @@ public sealed record RunSpec
                 throw new InvalidSpecException($"run: epochs (after the expansion) must be in 1..10000, got {Epochs}");
         }
         Model.Validate();
+        string? family = Model.Architecture is null && Model.Baseline is null
+            ? Model.Family?.Trim().ToLowerInvariant()
+            : null;
+        bool decoder = family is "decoder" || Model.Architecture is Models.Decoder.DecoderSpec;
         if (TextData is not null)
         {
             TextData.Validate();
-            if (Model.Architecture is null && Model.Baseline is null && Model.Family?.Trim().ToLowerInvariant() != "bert")
-                throw new InvalidSpecException($"run: text data needs a text model (family bert), not '{Model.Family}'");
+            if (TextData.IsLanguageModel && !decoder)
+                throw new InvalidSpecException(
+                    $"run: language-model text data needs a decoder (family decoder), not '{family ?? Model.Architecture?.ArchString ?? Model.Baseline}'");
+            if (!TextData.IsLanguageModel && family is not null && family != "bert")
+                throw new InvalidSpecException($"run: text classification needs a text model (family bert), not '{family}'");
         }
-        else if (Model.Family?.Trim().ToLowerInvariant() == "bert")
+        else if (family is "bert" or "decoder")
         {
-            throw new InvalidSpecException("run: family bert needs textData (e.g. {\"name\": \"fortunes\"})");
+            throw new InvalidSpecException(family == "bert"
+                ? "run: family bert needs textData (e.g. {\"name\": \"fortunes\"})"
+                : "run: family decoder needs language-model textData (e.g. {\"name\": \"fortunes\", \"task\": \"language-model\"})");
         }
+        if (decoder && Kind == RunKind.Grow)
+            throw new InvalidSpecException("run: decoders are trained (kind train) or scaled (kind scale), not grown");
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, RunJson.Default.RunSpec);
@@ -145,7 +156,9 @@ public sealed record RunSpec
 /// <summary>
 /// Which model a run starts from: an explicit architecture spec, a named fixed baseline (<c>vgg11</c>, …), or for
 /// growth the seed of a family (CNN: <c>vgg</c>, <c>resnet</c>, <c>bottleneck</c>, <c>mbv3</c>; Transformer:
-/// <c>vit</c>, <c>bert</c>). Input channels, image size and classes come from the data.
+/// <c>vit</c>, <c>bert</c>; for train and scale runs also <c>decoder</c>, a Llama-style language model of
+/// <see cref="Layers"/> layers, width <see cref="Heads"/> × <see cref="HeadDim"/>, SwiGLU width
+/// <see cref="MlpRatio"/> × width). Input channels, image size and classes come from the data.
 /// </summary>
 public sealed record ModelRequest
 {
@@ -168,12 +181,20 @@ public sealed record ModelRequest
     public int PatchSize { get; set; } = 4;
     public double MlpRatio { get; set; } = 4;
 
+    /// <summary>Decoders: key/value heads of grouped-query attention (0: as many as <see cref="Heads"/>).</summary>
+    public int KvHeads { get; set; }
+
+    /// <summary>Decoders: the output projection is the token embedding.</summary>
+    public bool TieEmbeddings { get; set; } = true;
+
     public void Validate()
     {
         int given = (Architecture is null ? 0 : 1) + (Baseline is null ? 0 : 1);
         if (given > 1) throw new InvalidSpecException("model: give at most one of architecture and baseline");
         if (given == 0 && string.IsNullOrWhiteSpace(Family))
             throw new InvalidSpecException("model: give a family, a baseline or an architecture");
+        if (KvHeads < 0 || (KvHeads > 0 && Heads % KvHeads != 0))
+            throw new InvalidSpecException($"model: kvHeads must divide heads ({Heads}), got {KvHeads}");
         if (Downsamplings is not (2 or 3))
             throw new InvalidSpecException($"model: downsamplings must be 2 or 3, got {Downsamplings}");
         Architecture?.Validate();
@@ -191,6 +212,16 @@ public sealed record ModelRequest
         }
         if (Baseline is not null) return CnnSpecs.Baseline(Baseline, classes, channels, imageSize);
         string family = Family!.Trim().ToLowerInvariant();
+        if (family is "decoder")
+        {
+            if (vocabSize <= 0) throw new InvalidSpecException("model: family decoder needs language-model text data");
+            int hidden = Heads * HeadDim;
+            var spec = Models.Decoder.DecoderSpec.Create(vocabSize, hidden, Layers, Heads,
+                KvHeads > 0 ? KvHeads : Heads, (int)Math.Round(MlpRatio * hidden), TieEmbeddings,
+                maxLength > 0 ? maxLength : 128);
+            spec.Validate();
+            return spec;
+        }
         if (family is "vit" or "bert")
         {
             var modality = family == "vit" ? TransformerModality.Image : TransformerModality.Text;

@@ -53,6 +53,7 @@ public sealed partial class RunSteps
                     data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
                     onBatch: b => Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
                         b.Loss, b.LearningRate)),
+                    loss: data.Loss(spec.Training.LabelSmoothing),
                     shouldStop: () =>
                     {
                         var flag = control.Read();
@@ -68,7 +69,7 @@ public sealed partial class RunSteps
                     break;
                 }
                 var validation = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
-                    cancellationToken);
+                    cancellationToken, data.Loss(0));
                 var record = new EpochRecord
                 {
                     Epoch = epoch, Phase = input.Phase, TrainLoss = metrics.Loss, TrainAccuracy = metrics.Accuracy,

@@ -109,8 +109,16 @@ public sealed record EvaluateInput(string RunId, string Model, bool MeasureLaten
 
 public sealed record EvaluationResult
 {
+    /// <summary>Classification accuracy; for language models, top-1 next-token accuracy.</summary>
     public required double Accuracy { get; init; }
+
+    /// <summary>Mean loss per sample (per target token for language models).</summary>
     public required double Loss { get; init; }
+
+    /// <summary>Language models: exp(<see cref="Loss"/>), per token of the run's tokenizer.</summary>
+    public double? Perplexity { get; init; }
+
+    /// <summary>Test samples (target tokens for language models).</summary>
     public required long Samples { get; init; }
     public required long Parameters { get; init; }
     public required long Flops { get; init; }
