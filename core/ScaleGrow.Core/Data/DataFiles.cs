@@ -83,5 +83,23 @@ internal static class DataFiles
             throw new DataFormatException($"{path}: has bytes after the end of the {what}");
     }
 
+    /// <summary>A user's whole (small) text file; <paramref name="expected"/> says what it should be ("a UTF-8 text
+    /// file") when the path is a directory.</summary>
+    public static byte[] ReadAllBytes(string path, string expected)
+    {
+        if (!File.Exists(path))
+            throw new DataFormatException(Directory.Exists(path)
+                ? $"{path}: is a directory, expected {expected}"
+                : $"{path}: file not found");
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataFormatException($"{path}: cannot read: {OneLine(e.Message)}", e);
+        }
+    }
+
     public static string OneLine(string s) => s.ReplaceLineEndings(" ");
 }

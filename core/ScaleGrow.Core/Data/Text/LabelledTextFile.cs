@@ -23,19 +23,7 @@ public static class LabelledTextFile
 
     public static LabelledTextSet Read(string path)
     {
-        if (!File.Exists(path))
-            throw new DataFormatException(Directory.Exists(path)
-                ? $"{path}: is a directory, expected a label<TAB>text file"
-                : $"{path}: file not found");
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DataFormatException($"{path}: cannot read: {DataFiles.OneLine(e.Message)}", e);
-        }
+        var bytes = DataFiles.ReadAllBytes(path, "a label<TAB>text file");
         var rows = new List<(string Label, string Text)>();
         // Lines are cut on the '\n' byte and decoded one by one, so a bad byte is reported on its own line.
         int start = bytes.AsSpan().StartsWith(Utf8Bom) ? Utf8Bom.Length : 0;

@@ -72,19 +72,7 @@ public static class PlainTextDocuments
 
     public static IReadOnlyList<string> Read(string path)
     {
-        if (!File.Exists(path))
-            throw new DataFormatException(Directory.Exists(path)
-                ? $"{path}: is a directory, expected a UTF-8 text file"
-                : $"{path}: file not found");
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DataFormatException($"{path}: cannot read: {DataFiles.OneLine(e.Message)}", e);
-        }
+        var bytes = DataFiles.ReadAllBytes(path, "a UTF-8 text file");
         int start = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
         string text;
         try
