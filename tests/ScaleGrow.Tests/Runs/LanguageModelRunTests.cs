@@ -81,6 +81,10 @@ public class LanguageModelRunTests
             Assert.Equal(e.Perplexity!.Value, (double)report["perplexity"]!, 9);
             var journal = await OrchestrationTestKit.JournalAsync(store, runId);
             var expand = Assert.Single(journal, j => (string?)j["kind"] == "expand");
+            // The phase after the expansion has its own cosine schedule: it decays to the minimum (0) by its end.
+            var epochs = journal.Where(j => (string?)j["kind"] == "epoch").ToList();
+            Assert.Equal(2.5e-3, (double)epochs[3]["learningRate"]!, 6); // half-way through the 2-epoch phase
+            Assert.Equal(0, (double)epochs[4]["learningRate"]!, 9);
             long before = (long)expand["parametersBefore"]!, after = (long)expand["parametersAfter"]!;
             var (model, meta) = ModelIO.LoadModel(await store.ReadAllBytesAsync(summary.Model), summary.Model);
             var deep = (DecoderSpec)model.Spec;
