@@ -173,4 +173,47 @@ public class CnnGrowthOperatorsTests
         var spec = CnnSpecs.Seed(CnnFamily.Vgg, 5) with { Fused = true };
         Assert.Throws<InvalidSpecException>(() => CnnGrowthOperators.InsertLayer(spec, 0, 0));
     }
+    /// <summary>
+    /// Why `zeros` kills plain (VGG) depth growth (bench/RESULTS.md §3): the new Conv-BN-ReLU layer outputs BN's
+    /// β = 0 for every input, exactly at ReLU's kink, where its gradient is 0. No gradient reaches the new layer or
+    /// anything before it, and everything after it sees the same input for every sample. The inherited initialiser
+    /// trains the same layer.
+    /// </summary>
+    [Theory]
+    [InlineData(InitStrategy.Zeros, true)]
+    [InlineData(InitStrategy.Inherit, false)]
+    public void AZeroKernelVggLayerBlocksEveryGradientAtItsReluAndMakesTheOutputConstant(InitStrategy strategy,
+        bool dead)
+    {
+        torch.manual_seed(7);
+        var spec = CnnSpecs.Fixed(CnnFamily.Vgg, 5, [1, 0, 0], inputChannels: 2, imageSize: 12,
+            stageWidths: [8, 12, 16]);
+        using var model = new CnnModel(spec);
+        var (grownSpec, action) = CnnGrowthOperators.InsertLayer(spec, 1, 0);
+        var (grown, newNames) = ModelRebuilder.Rebuild(model, grownSpec, new InitOptions { Strategy = strategy }, 3);
+        using var scope = torch.NewDisposeScope();
+        grown.Module.train();
+        var x = torch.randn(6, 2, 12, 12);
+        var logits = grown.Module.forward(x);
+        nn.functional.cross_entropy(logits, torch.tensor(new long[] { 0, 1, 2, 3, 4, 0 })).backward();
+        var parameters = grown.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        double GradNorm(string name) => parameters[name].grad is { } g ? g.abs().max().item<float>() : 0;
+        string kernel = Assert.Single(newNames, n => n.EndsWith(".weight") && parameters[n].dim() == 4);
+        string stemKernel = parameters.Keys.First(n => n.StartsWith("stem.") && parameters[n].dim() == 4);
+        double spread = (logits - logits[0]).abs().max().item<float>();
+        if (dead)
+        {
+            Assert.All(newNames, n => Assert.Equal(0, GradNorm(n)));
+            Assert.Equal(0, GradNorm(stemKernel)); // nothing before the dead layer learns either
+            Assert.True(spread < 1e-6, $"logits differ between samples by {spread}: the input still matters");
+        }
+        else
+        {
+            Assert.True(GradNorm(kernel) > 0, $"{kernel}: no gradient");
+            Assert.True(GradNorm(stemKernel) > 0, $"{stemKernel}: no gradient");
+            Assert.True(spread > 1e-4, $"logits barely depend on the input ({spread})");
+        }
+        Assert.StartsWith($"block1.L{action.NewLayerId}.", kernel);
+        grown.Module.Dispose();
+    }
 }
