@@ -238,7 +238,8 @@ void Table(List<JsonObject> rows)
 // Seconds per training epoch of a fixed spec on this machine: a few timed steps on random data of the run's shape.
 double SecondsPerEpoch(RunSpec spec)
 {
-    var data = RunData.For(spec);
+    using var lease = RunData.Lease(spec);
+    var data = lease.Data;
     var arch = data.BuildArchitecture(spec.Model);
     torch.manual_seed(1);
     var model = ModelFactory.Create(arch);

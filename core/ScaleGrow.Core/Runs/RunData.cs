@@ -40,35 +40,132 @@ public interface IRunData
     bool IsLanguageModel => false;
 }
 
-/// <summary>Loads (and caches per process) the data of a run spec.</summary>
+/// <summary>
+/// Loads the data of a run spec and shares it: the steps of a run (and of other runs on the same data) that run in
+/// one process, at the same time or one after another, use one loaded copy. Callers lease it for the length of a
+/// step. At most <see cref="Capacity"/> datasets stay loaded while no step uses them; beyond that the least recently
+/// used is dropped and its tensors freed, so a long-lived worker (the Functions app) that serves runs on many
+/// different data specs does not keep every dataset it ever loaded.
+/// </summary>
 public static class RunData
 {
-    private static readonly ConcurrentDictionary<string, Lazy<IRunData>> Cache = new();
+    private static readonly object Gate = new();
+    private static readonly Dictionary<string, Entry> Entries = new(StringComparer.Ordinal);
+    private static long _clock;
 
-    public static IRunData For(RunSpec spec)
+    /// <summary>Datasets kept loaded while unused (default 2: a run's data and one more).</summary>
+    public static int Capacity
+    {
+        get { lock (Gate) return _capacity; }
+        set
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), value, "capacity must be >= 0");
+            List<IRunData> evicted;
+            lock (Gate)
+            {
+                _capacity = value;
+                evicted = EvictIdle();
+            }
+            DisposeAll(evicted);
+        }
+    }
+
+    private static int _capacity = 2;
+
+    /// <summary>How many datasets are loaded now (leased or idle).</summary>
+    public static int Loaded
+    {
+        get { lock (Gate) return Entries.Count; }
+    }
+
+    /// <summary>The spec's data, loaded once; dispose the lease when the step is done with it.</summary>
+    public static RunDataLease Lease(RunSpec spec)
     {
         string key = spec.TextData is { } text
             ? "text:" + JsonSerializer.Serialize(text, RunStepsJson.Default.TextDatasetSpec)
             : "image:" + JsonSerializer.Serialize(spec.Data, RunStepsJson.Default.DatasetSpec);
-        var lazy = Cache.GetOrAdd(key, _ => new Lazy<IRunData>(() => spec.TextData switch
+        Entry entry;
+        lock (Gate)
         {
-            { IsLanguageModel: true } lm => new LanguageModelRunData(LanguageModelDataLoader.Load(lm)),
-            { } t => new TextRunData(TextDataLoader.Load(t)),
-            null => new ImageRunData(DatasetLoader.Load(spec.Data)),
-        }));
+            if (!Entries.TryGetValue(key, out entry!))
+                Entries[key] = entry = new Entry(new Lazy<IRunData>(() => Load(spec)));
+            entry.Leases++;
+            entry.LastUsed = ++_clock;
+        }
         try
         {
-            return lazy.Value;
+            return new RunDataLease(entry.Data.Value, () => Release(entry));
         }
         catch
         {
-            Cache.TryRemove(key, out _); // a missing file today may be there tomorrow
+            lock (Gate)
+            {
+                entry.Leases--;
+                // A missing file today may be there tomorrow: do not keep the failure.
+                if (Entries.TryGetValue(key, out var current) && ReferenceEquals(current, entry)) Entries.Remove(key);
+            }
             throw;
         }
     }
+
+    private static IRunData Load(RunSpec spec) => spec.TextData switch
+    {
+        { IsLanguageModel: true } lm => new LanguageModelRunData(LanguageModelDataLoader.Load(lm)),
+        { } t => new TextRunData(TextDataLoader.Load(t)),
+        null => new ImageRunData(DatasetLoader.Load(spec.Data)),
+    };
+
+    private static void Release(Entry entry)
+    {
+        List<IRunData> evicted;
+        lock (Gate)
+        {
+            entry.Leases--;
+            evicted = EvictIdle();
+        }
+        DisposeAll(evicted);
+    }
+
+    /// <summary>Drops the least recently used idle datasets beyond the capacity (caller holds the gate).</summary>
+    private static List<IRunData> EvictIdle()
+    {
+        var evicted = new List<IRunData>();
+        int idle = Entries.Count(e => e.Value.Leases == 0);
+        foreach (var (key, entry) in Entries.Where(e => e.Value.Leases == 0).OrderBy(e => e.Value.LastUsed).ToList())
+        {
+            if (idle-- <= _capacity) break;
+            Entries.Remove(key);
+            if (entry.Data.IsValueCreated) evicted.Add(entry.Data.Value);
+        }
+        return evicted;
+    }
+
+    private static void DisposeAll(List<IRunData> evicted)
+    {
+        foreach (var data in evicted) (data as IDisposable)?.Dispose();
+    }
+
+    private sealed class Entry(Lazy<IRunData> data)
+    {
+        public Lazy<IRunData> Data { get; } = data;
+        public int Leases { get; set; }
+        public long LastUsed { get; set; }
+    }
 }
 
-public sealed class ImageRunData(DataSplits data) : IRunData
+/// <summary>A step's use of a run's shared data (<see cref="RunData.Lease"/>); disposing it returns the data.</summary>
+public sealed class RunDataLease(IRunData data, Action release) : IDisposable
+{
+    private int _released;
+    public IRunData Data { get; } = data;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0) release();
+    }
+}
+
+public sealed class ImageRunData(DataSplits data) : IRunData, IDisposable
 {
     public DataSplits Splits => data;
     public string Name => data.Spec.Name;
@@ -83,9 +180,10 @@ public sealed class ImageRunData(DataSplits data) : IRunData
         request.Build(data.Channels, data.Height, data.NumClasses);
     public IReadOnlyDictionary<string, string> CheckpointMetadata { get; } = new Dictionary<string, string>();
     public Tensor SampleInput(int batch) => torch.randn(batch, data.Channels, data.Height, data.Width);
+    public void Dispose() => data.Dispose();
 }
 
-public sealed class TextRunData(TextDataSplits data) : IRunData
+public sealed class TextRunData(TextDataSplits data) : IRunData, IDisposable
 {
     public TextDataSplits Splits => data;
     public string Name => data.Spec.Name;
@@ -143,6 +241,7 @@ public sealed class TextRunData(TextDataSplits data) : IRunData
     }
     public Tensor SampleInput(int batch) =>
         torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.SequenceLength });
+    public void Dispose() => data.Dispose();
 }
 
 /// <summary>

@@ -16,7 +16,8 @@ public sealed partial class RunSteps
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
         var options = spec.Quantization ?? new QuantizationOptions();
-        var data = RunData.For(spec) as ImageRunData;
+        using var lease = RunData.Lease(spec);
+        var data = lease.Data as ImageRunData;
         using var calibration = data is null
             ? CalibrationSet.None()
             : CalibrationSet.FromTrainingSplit(data.Splits, options.CalibrationSamples, options.Seed);

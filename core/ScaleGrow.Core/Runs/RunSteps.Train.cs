@@ -27,7 +27,8 @@ public sealed partial class RunSteps
     {
         var clock = Stopwatch.StartNew();
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = RunData.For(spec);
+        using var lease = RunData.Lease(spec);
+        var data = lease.Data;
         var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
         try
         {

@@ -65,7 +65,8 @@ public sealed partial class RunSteps : IRunSteps
         CancellationToken cancellationToken = default)
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = RunData.For(spec);
+        using var lease = RunData.Lease(spec);
+        var data = lease.Data;
         var architecture = data.BuildArchitecture(spec.Model);
         if (spec.Kind == RunKind.Grow)
         {
@@ -216,7 +217,8 @@ public sealed partial class RunSteps : IRunSteps
     public async Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken cancellationToken = default)
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
-        var data = RunData.For(spec);
+        using var lease = RunData.Lease(spec);
+        var data = lease.Data;
         var model = await LoadModelAsync(input.Model, cancellationToken);
         try
         {
