@@ -276,9 +276,10 @@ public sealed record ScaleRunOptions
         if (From is not null && PretrainEpochs > 0)
             throw new InvalidSpecException("scale: give pretrainEpochs or from, not both");
         if (From is not null) ScaleGrow.Storage.ArtifactPath.Validate(From);
-        if (Expansion.TrainAdaptersOnly)
+        if (Expansion.TrainAdaptersOnly && Expansion.Adapter == ScaleGrow.Scaling.AdapterKind.None &&
+            !Expansion.OwnNorms)
             throw new InvalidSpecException(
-                "scale: trainAdaptersOnly is not supported in runs (use `scalegrow scale` and train it yourself)");
+                "scale: trainAdaptersOnly needs per-instance parameters to train: an adapter or ownNorms");
         Expansion.TargetFor(1);
     }
 }

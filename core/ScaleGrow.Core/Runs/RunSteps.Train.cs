@@ -12,6 +12,21 @@ public sealed record TrainingProgress(string RunId, int Epoch, int Batch, int Ba
 
 public sealed partial class RunSteps
 {
+    /// <summary>
+    /// What the optimizer steps: every parameter, except in a scale run with <c>trainAdaptersOnly</c> once the model is
+    /// expanded, where the shared weights are frozen and only the per-instance parameters train. Decided from the
+    /// spec and the model's spec at every step, so nothing about freezing has to live in the checkpoint.
+    /// </summary>
+    private static IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> TrainableParameters(RunSpec spec,
+        IScaleGrowModel model)
+    {
+        bool expanded = model.Spec is ScaleGrow.Scaling.ILayeredSpec layered &&
+                        layered.Layers.Any(l => l.SharesWith is not null || l.Adapter is not null);
+        if (spec.Kind == RunKind.Scale && spec.Scale?.Expansion.TrainAdaptersOnly == true && expanded)
+            return ScaleGrow.Scaling.ScaleNetExpander.TrainableParameters(model, adaptersOnly: true);
+        return model.Module.named_parameters();
+    }
+
     /// <summary>Receives per-batch progress of training steps run in this process (optional).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
 
@@ -32,7 +47,7 @@ public sealed partial class RunSteps
         var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
         try
         {
-            using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
+            using var optimizer = new NamedOptimizer(TrainableParameters(spec, model), spec.Training);
             using (var state = ModelIO.LoadOptimizer(
                        await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                        input.Checkpoint.Optimizer))

@@ -129,6 +129,77 @@ public class LanguageModelRunTests
     }
 
     [Fact]
+    public async Task WithTrainAdaptersOnlyTheSharedWeightsStayAsExpandedAndOnlyPerInstanceParametersTrain()
+    {
+        var dir = Directory.CreateTempSubdirectory("scalegrow-lm-");
+        try
+        {
+            var store = new LocalFolderArtifactStore(Path.Combine(dir.FullName, "store"));
+            await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+            var runs = new RunsService(engine.Client, store);
+            var spec = Spec(WriteStories(dir.FullName, documents: 120)) with
+            {
+                Epochs = 1, Quantization = null,
+                Scale = new ScaleRunOptions
+                {
+                    PretrainEpochs = 1,
+                    Expansion = new ScaleGrow.Scaling.ScaleNetOptions { TrainAdaptersOnly = true },
+                },
+            };
+            string runId = await runs.StartAsync(spec, "lm-adapters");
+            var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+            Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+            var summary = metadata.ReadOutputAs<RunSummary>()!;
+            var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+            int step = (int)Assert.Single(journal, j => (string?)j["kind"] == "expand")["step"]!;
+            string expandedPath = RunPaths.StepModel(runId, step);
+            var (expanded, _) = ModelIO.LoadModel(await store.ReadAllBytesAsync(expandedPath), expandedPath);
+            var (trained, _) = ModelIO.LoadModel(await store.ReadAllBytesAsync(summary.Model), summary.Model);
+            var before = expanded.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            int adapters = 0, shared = 0;
+            foreach (var (name, p) in trained.Module.named_parameters())
+            {
+                bool same = p.eq(before[name]).all().item<bool>();
+                if (ScaleGrow.Scaling.LayerInstances.IsAdapterParameter(name))
+                {
+                    adapters++;
+                    if (name.Contains(".up.")) Assert.False(same, $"{name}: the adapter did not train");
+                }
+                else
+                {
+                    shared++;
+                    Assert.True(same, $"{name} changed, but only adapters were to train");
+                }
+            }
+            Assert.True(adapters > 0 && shared > 0, $"{adapters} adapter and {shared} shared tensors");
+            expanded.Module.Dispose();
+            trained.Module.Dispose();
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void TrainAdaptersOnlyWithNothingPerInstanceIsRefusedBeforeTheRunStarts()
+    {
+        var spec = Spec("unused.txt") with
+        {
+            Scale = new ScaleRunOptions
+            {
+                PretrainEpochs = 1,
+                Expansion = new ScaleGrow.Scaling.ScaleNetOptions
+                {
+                    TrainAdaptersOnly = true, Adapter = ScaleGrow.Scaling.AdapterKind.None,
+                },
+            },
+        };
+        var e = Assert.Throws<InvalidSpecException>(() => spec.Validate());
+        Assert.Contains("trainAdaptersOnly needs per-instance parameters", e.Message);
+    }
+
+    [Fact]
     public void TrainingWindowsReplayPerEpochAndDifferBetweenEpochs()
     {
         var dir = Directory.CreateTempSubdirectory("scalegrow-lm-");
