@@ -9,6 +9,7 @@ using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
 using ScaleGrow.Runs;
+using ScaleGrow.Scaling;
 using ScaleGrow.Training;
 using Spectre.Console;
 using TorchSharp;
@@ -30,6 +31,8 @@ public static class Commands
           train     --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--epochs N] [...as grow]
                                               train a fixed-size network (e.g. --preset fashion-vgg11)
           eval      --model CKPT [--data DIR|FILE] [--dataset NAME] [--limit N]   (text models: their own data, or FILE)
+          eval      --model CKPT|HF_DIR --choices FILE.jsonl [--normalize char|token|none]
+                                              decoders: log-likelihood multiple choice ({"question", "choices", "answer"})
           predict   --model CKPT --data DIR --out FILE.csv [--dataset NAME] [--limit N]
           inspect   --model CKPT
           fuse      --model CKPT --out CKPT
@@ -111,9 +114,12 @@ public static class Commands
 
     private static int Eval(string[] args)
     {
-        var cl = CommandLine.Parse("eval", args, ["model", "data", "dataset", "limit"], ["json"]);
+        var cl = CommandLine.Parse("eval", args, ["model", "data", "dataset", "limit", "choices", "normalize"],
+            ["json"]);
         var output = new Output(cl.Flag("json"));
         string path = cl.Require("model");
+        if (cl.Get("choices") is { } choices) return EvalChoices(cl, output, path, choices);
+        if (cl.Get("normalize") is not null) throw new UsageException("eval: --normalize goes with --choices");
         var (model, metadata) = LoadModel(path);
         var data = DataFor(model, metadata, cl, path);
         var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
@@ -125,6 +131,52 @@ public static class Commands
         output.Line($"params {result.Parameters:N0}, FLOPs {result.Flops / 1e6:0.00} M, latency " +
                     $"{result.LatencyMsBatch1:0.00} ms (batch 1), {result.LatencyMsBatch64:0.00} ms (batch 64)");
         output.Result(JsonSerializer.SerializeToNode(result, CliJson.Default.EvaluationResult)!.AsObject());
+        return 0;
+    }
+
+    /// <summary>
+    /// Multiple-choice accuracy of a decoder (our checkpoint, or a Hugging Face Llama folder) on a JSONL file, scored
+    /// by log-likelihood with the tokenizer the model carries (<see cref="MultipleChoiceEvaluator"/>).
+    /// </summary>
+    private static int EvalChoices(CommandLine cl, Output output, string path, string choicesFile)
+    {
+        var normalization = cl.Choice("normalize", "char", "token", "none") switch
+        {
+            "token" => LengthNormalization.PerToken,
+            "none" => LengthNormalization.None,
+            _ => LengthNormalization.PerCharacter,
+        };
+        var items = MultipleChoiceEvaluator.ReadJsonl(choicesFile);
+        DecoderModel decoder;
+        Func<string, IReadOnlyList<int>> encode;
+        if (Directory.Exists(path))
+        {
+            var imported = HuggingFaceLlama.Import(path);
+            decoder = imported.Model;
+            var tokenizer = imported.Tokenizer?.Create() ??
+                            throw new UsageException($"eval: {path} has no tokenizer file beside the model");
+            encode = text => tokenizer.EncodeToIds(text).ToArray();
+        }
+        else
+        {
+            var (model, metadata) = LoadModel(path);
+            decoder = model as DecoderModel ?? throw new UsageException(
+                $"eval: --choices needs a decoder (Llama-style) model; {path} is {model.Spec.ArchString}");
+            encode = MultipleChoiceEvaluator.EncoderFrom(metadata, path);
+        }
+        using (decoder)
+        {
+            var result = MultipleChoiceEvaluator.Evaluate(decoder, items, encode, normalization);
+            output.Line($"[bold]{Markup.Escape(decoder.Spec.ArchString)}[/] on {result.Items} questions of " +
+                        $"{Markup.Escape(choicesFile)}: accuracy [green]{result.Accuracy:P2}[/] ({result.Correct} right, " +
+                        $"log-likelihood per {cl.Get("normalize") ?? "char"})");
+            output.Result(new JsonObject
+            {
+                ["arch"] = decoder.Spec.ArchString, ["items"] = result.Items, ["correct"] = result.Correct,
+                ["accuracy"] = result.Accuracy, ["normalize"] = cl.Get("normalize") ?? "char",
+                ["predictions"] = new JsonArray(result.Predictions.Select(p => (JsonNode)p).ToArray()),
+            });
+        }
         return 0;
     }
 

@@ -79,6 +79,25 @@ public static class MultipleChoiceEvaluator
         }
     }
 
+    /// <summary>
+    /// How a decoder checkpoint's text becomes ids: the Hugging Face tokenizer it carries (imported or scaled
+    /// models), else the WordPiece tokenizer our language-model runs save with the model.
+    /// </summary>
+    public static Func<string, IReadOnlyList<int>> EncoderFrom(IReadOnlyDictionary<string, string> metadata,
+        string source)
+    {
+        if (metadata.TryGetValue(HuggingFaceTokenizer.MetadataKey, out var hf))
+        {
+            var tokenizer = HuggingFaceTokenizer.FromJson(hf, source).Create();
+            return text => tokenizer.EncodeToIds(text).ToArray();
+        }
+        if (metadata.TryGetValue(ScaleGrow.Data.Text.TextTokenizer.MetadataKey, out var wordPiece))
+            return ScaleGrow.Data.Text.TextTokenizer.Load(wordPiece, source).EncodePieces;
+        throw new InvalidSpecException(
+            $"{source}: no tokenizer in the checkpoint ('{HuggingFaceTokenizer.MetadataKey}' or " +
+            $"'{ScaleGrow.Data.Text.TextTokenizer.MetadataKey}' metadata), so its questions cannot be encoded");
+    }
+
     public static MultipleChoiceResult Evaluate(DecoderModel model, IReadOnlyList<MultipleChoiceItem> items,
         Func<string, IReadOnlyList<int>> encode, LengthNormalization normalization = LengthNormalization.PerCharacter,
         CancellationToken cancellationToken = default)

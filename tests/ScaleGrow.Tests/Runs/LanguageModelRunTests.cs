@@ -94,6 +94,9 @@ public class LanguageModelRunTests
                 $"{before} -> {after} (a D4 without sharing: {unshared}): shared layers add only adapters");
 
             var tokenizer = TextTokenizer.Load(meta[TextTokenizer.MetadataKey]);
+            // `scalegrow eval --choices` encodes questions with the WordPiece tokenizer the checkpoint carries.
+            var encode = ScaleGrow.Scaling.MultipleChoiceEvaluator.EncoderFrom(meta, summary.Model);
+            Assert.Equal(tokenizer.EncodePieces("the cat sat on the mat."), encode("the cat sat on the mat."));
             Assert.Equal(tokenizer.VocabSize, ((DecoderSpec)model.Spec).VocabSize);
             Assert.True(e.Perplexity < tokenizer.VocabSize / 4.0,
                 $"perplexity {e.Perplexity:0.0} vs {tokenizer.VocabSize} tokens: the model learned the grammar");
