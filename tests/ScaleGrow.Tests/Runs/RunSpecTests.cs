@@ -90,4 +90,26 @@ public class RunSpecTests
     [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {"pretrainEpochs": 1, "expansion": {"depthFactor": 0.5}}}""", "depth factor")]
     public void ScaleSpecsThatCannotRunAreRefusedNamingTheField(string json, string mentions) =>
         Assert.Contains(mentions, Assert.Throws<InvalidSpecException>(() => RunSpec.FromJson(json, "spec")).Message);
+    [Fact]
+    public void EveryPresetIsAValidSpecThatRoundTripsAndTheFashionCnnPresetsBuildTheirSeedOnTheFullSplit()
+    {
+        Assert.Equal(Presets.All.Count, Presets.All.Select(p => p.Name).Distinct().Count());
+        foreach (var preset in Presets.All)
+        {
+            preset.Spec.Validate();
+            // What a run stores as spec.json reads back to the same run (the file is what the steps use).
+            var again = RunSpec.FromJson(preset.Spec.ToJson(), preset.Name);
+            Assert.Equal(again.ToJson(), RunSpec.FromJson(again.ToJson(), preset.Name).ToJson());
+            if (preset.Spec.TextData is null && preset.Spec.Data.Name == ScaleGrow.Data.DatasetSpec.FashionMnist)
+                Assert.Equal(preset.Spec.Model.Build(1, 28, 10).ToJson(), again.Model.Build(1, 28, 10).ToJson());
+        }
+        foreach (var name in new[] { "fashion-vgg", "fashion-resnet", "fashion-bottleneck", "fashion-mbv3" })
+        {
+            var spec = Presets.Get(name).Spec;
+            Assert.Null(spec.Data.TrainLimit); // the same training data as the fixed baselines they are compared with
+            var seed = (CnnSpec)spec.Model.Build(1, 28, 10);
+            Assert.All(seed.Blocks, b => Assert.Empty(b.Layers));
+            Assert.True(ModelStats.Of(seed).Parameters < 100_000, $"{name}: seed of {ModelStats.Of(seed).Parameters}");
+        }
+    }
 }
