@@ -13,7 +13,9 @@ using static TorchSharp.torch;
 
 // ScaleGrow benchmarks. Every measured run is a `scalegrow` command (printed with its result), so any number in
 // bench/RESULTS.md can be reproduced by hand. Results go to bench/results/<mode>-<time>.md.
-//   growth     [--presets a,b] [--baselines x,y] [--seed N]   growth presets vs fixed baselines at equal wall time
+//   growth     [--presets a,b] [--baselines x,y] [--seed N] [--reuse true]
+//              growth presets vs fixed baselines at equal wall time; --reuse true takes a run that already finished
+//              with the same command from bench/work/<tag>/ (its report.json) instead of running it again
 //   ablations  [--seeds 1,2] [--train-limit N]                placement, sampling, init, optimizer (table 3-6…3-10)
 //   transformer-ablations [--seeds 1,2] [--train-limit N]    heads vs head width, depth placement, optimizer state
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
@@ -202,6 +204,7 @@ async Task Overhead()
 async Task<JsonObject> Cli(string arguments, string tag)
 {
     string outDir = Path.Combine(work, tag);
+    if (options.GetValueOrDefault("reuse") == "true" && Finished(arguments, outDir) is { } earlier) return earlier;
     var info = new ProcessStartInfo(Path.Combine(root, "scalegrow"))
     {
         RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = root,
@@ -218,7 +221,30 @@ async Task<JsonObject> Cli(string arguments, string tag)
     var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
     result["command"] = $"./scalegrow {arguments}";
     result["processSeconds"] = clock.Elapsed.TotalSeconds;
+    File.WriteAllText(outDir + ".command", arguments);
     Console.WriteLine($"{result["command"]}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s");
+    return result;
+}
+
+// A run that finished earlier with exactly these arguments (bench/work/<tag>.command, written after success), read back
+// from the report.json it wrote, so an interrupted comparison can go on without re-running what it already measured.
+JsonObject? Finished(string arguments, string outDir)
+{
+    string commandFile = outDir + ".command", reportFile = Path.Combine(outDir, "report.json");
+    if (!File.Exists(commandFile) || !File.Exists(reportFile) || File.ReadAllText(commandFile).Trim() != arguments) return null;
+    var report = JsonNode.Parse(File.ReadAllText(reportFile))!.AsObject();
+    var result = new JsonObject
+    {
+        ["command"] = $"./scalegrow {arguments}", ["arch"] = (string?)report["finalArch"],
+        ["parametersFused"] = (long)report["parametersFused"]!, ["wallSeconds"] = (double)report["wallSeconds"]!,
+        ["accuracy"] = (double)report["accuracy"]!,
+        ["evaluation"] = new JsonObject
+        {
+            ["flops"] = (long)report["flops"]!, ["accuracy"] = (double)report["accuracy"]!,
+            ["latencyMsBatch1"] = (double?)report["latencyMsBatch1"], ["latencyMsBatch64"] = (double?)report["latencyMsBatch64"],
+        },
+    };
+    Console.WriteLine($"{result["command"]}: reused from {Relative(outDir)}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s");
     return result;
 }
 
