@@ -205,6 +205,7 @@ async Task<JsonObject> Cli(string arguments, string tag)
 {
     string outDir = Path.Combine(work, tag);
     if (options.GetValueOrDefault("reuse") == "true" && Finished(arguments, outDir) is { } earlier) return earlier;
+    File.Delete(outDir + ".command"); // the folder is about to be overwritten: its old command no longer describes it
     var info = new ProcessStartInfo(Path.Combine(root, "scalegrow"))
     {
         RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = root,
