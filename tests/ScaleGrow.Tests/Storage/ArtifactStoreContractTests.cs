@@ -357,7 +357,10 @@ public abstract class ArtifactStoreContractTests : IAsyncLifetime
         {
             try
             {
-                for (int round = 1; round <= OverwriteRounds; round++)
+                // At least OverwriteRounds writes, and more (up to 10×) while the readers have not yet been
+                // scheduled: on a busy 2-core machine a fast local writer can finish before either reader starts.
+                for (int round = 1; round <= OverwriteRounds ||
+                     (reads.Count + seen.Count < 6 && round <= OverwriteRounds * 10); round++)
                 {
                     var written = round % 2 == 0
                         ? await Store.WriteAsync(path, contents[round % 2])
