@@ -13,9 +13,10 @@ using static TorchSharp.torch;
 
 // ScaleGrow benchmarks. Every measured run is a `scalegrow` command (printed with its result), so any number in
 // bench/RESULTS.md can be reproduced by hand. Results go to bench/results/<mode>-<time>.md.
-//   growth     [--presets a,b] [--baselines x,y] [--seed N] [--reuse true]
+//   growth     [--presets a,b] [--baselines x,y] [--seed N] [--reuse true] [--budget S]
 //              growth presets vs fixed baselines at equal wall time; --reuse true takes a run that already finished
-//              with the same command from bench/work/<tag>/ (its report.json) instead of running it again
+//              with the same command from bench/work/<tag>/ (its report.json) instead of running it again;
+//              --budget S gives the baselines S seconds instead of the growth runs' mean
 //   ablations  [--seeds 1,2] [--train-limit N]                placement, sampling, init, optimizer (table 3-6…3-10)
 //   transformer-ablations [--seeds 1,2] [--train-limit N]    heads vs head width, depth placement, optimizer state
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
@@ -80,7 +81,11 @@ async Task Growth()
         totalGrowSeconds += (double)r["wallSeconds"]!;
     }
     // The baselines get the growth runs' mean wall time: epochs = that time / their measured seconds per epoch.
-    double budget = totalGrowSeconds / presets.Length;
+    // --budget S overrides it, for a comparison whose baselines already ran at S and that only adds growth runs.
+    double mean = totalGrowSeconds / presets.Length;
+    double budget = options.GetValueOrDefault("budget") is { } fixedBudget ? double.Parse(fixedBudget) : mean;
+    if (budget != mean)
+        md.AppendLine($"- baselines' budget fixed at {budget:0} s by --budget (the growth runs' mean is {mean:0} s)");
     foreach (var preset in baselines)
     {
         double epochSeconds = SecondsPerEpoch(SpecOf(preset));
