@@ -52,6 +52,11 @@ async Task Growth()
     var presets = (options.GetValueOrDefault("presets") ?? "fashion-vgg,fashion-resnet,fashion-bottleneck,fashion-mbv3").Split(',');
     var baselines = (options.GetValueOrDefault("baselines") ?? "fashion-vgg11,fashion-resnet18,fashion-mbv3small").Split(',');
     string seed = options.GetValueOrDefault("seed") ?? "1";
+    // --budget S, checked before any run starts: the baselines get S seconds instead of the growth runs' mean.
+    double? fixedBudget = null;
+    if (options.GetValueOrDefault("budget") is { } b)
+        fixedBudget = double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 ? s
+            : throw new ArgumentException($"--budget must be a positive number of seconds, got '{b}'");
     // --train-limit N: every run on the same training subset (0: the full training split, as the comparison
     // on full Fashion-MNIST wants); the presets are then written out as spec files so the printed commands still
     // reproduce each row.
@@ -83,7 +88,7 @@ async Task Growth()
     // The baselines get the growth runs' mean wall time: epochs = that time / their measured seconds per epoch.
     // --budget S overrides it, for a comparison whose baselines already ran at S and that only adds growth runs.
     double mean = totalGrowSeconds / presets.Length;
-    double budget = options.GetValueOrDefault("budget") is { } fixedBudget ? double.Parse(fixedBudget) : mean;
+    double budget = fixedBudget ?? mean;
     if (budget != mean)
         md.AppendLine($"- baselines' budget fixed at {budget:0} s by --budget (the growth runs' mean is {mean:0} s)");
     foreach (var preset in baselines)
