@@ -162,6 +162,7 @@ public static class GrowthOrchestration
                 Growths = progress.Growths + 1,
                 WidthGrowths = progress.WidthGrowths + (width ? 1 : 0),
                 DepthGrowths = progress.DepthGrowths + (width ? 0 : 1),
+                LastDepthBlock = width ? progress.LastDepthBlock : inserted.Action.Block,
             },
         };
         await context.CallActivityAsync(TaskNames.RecordProgress, state, Retry);

@@ -14,8 +14,11 @@ public static class CnnGrowthPlanner
     /// highest-scoring layer (at the start of an empty block). Blocks that reached <paramref name="maxLayersPerBlock"/>
     /// are skipped; returns null when every block is full.
     /// </summary>
+    /// <param name="lastDepthBlock">The block the previous depth growth went to (null before the first): what
+    /// <see cref="DepthPlacement.GreedyExcludeLast"/> leaves out.</param>
     public static (CnnSpec Spec, GrowthAction Action)? GrowDepth(CnnSpec spec, ImportanceReport scores,
-        DepthPlacement placement, int depthGrowthIndex, IReadOnlyList<int>? maxLayersPerBlock, Random rng)
+        DepthPlacement placement, int depthGrowthIndex, IReadOnlyList<int>? maxLayersPerBlock, Random rng,
+        int? lastDepthBlock = null)
     {
         var open = Enumerable.Range(0, spec.Blocks.Count)
             .Where(b => maxLayersPerBlock is null || spec.Blocks[b].Layers.Count < maxLayersPerBlock[b]).ToList();
@@ -41,6 +44,18 @@ public static class CnnGrowthPlanner
                     reason = $"greedy: block {block} has the largest feeding-unit |γ| ({F(scores.Blocks[block].Score)}); " +
                              $"after its most important layer L{layers[best].Id} ({F(layerScores.GetValueOrDefault(layers[best].Id))})";
                 }
+                break;
+            case DepthPlacement.GreedyExcludeLast:
+                // The public AdaGrow code's rule: the highest-scoring block other than the one grown last time,
+                // appended at its end. Feeding-unit scores keep the seed's stage order (docs/growth.md), so plain
+                // greedy puts every layer into one block; leaving out the last one spreads depth by importance.
+                var candidates = open.Count > 1 && lastDepthBlock is { } last ? open.Where(b => b != last).ToList() : open;
+                block = candidates.OrderByDescending(b => scores.Blocks[b].Score).ThenBy(b => b).First();
+                position = spec.Blocks[block].Layers.Count;
+                reason = $"greedy-exclude-last: block {block} has the largest feeding-unit |γ| " +
+                         $"({F(scores.Blocks[block].Score)})" +
+                         (lastDepthBlock is { } l && candidates.Count < open.Count ? $" except block {l}, grown last" : "") +
+                         "; appended";
                 break;
             case DepthPlacement.Random:
                 block = open[rng.Next(open.Count)];

@@ -8,6 +8,11 @@ public enum DepthPlacement
     /// <summary>Most important block by |γ|, right after its most important layer (the thesis's choice).</summary>
     [JsonStringEnumMemberName("greedy")] Greedy,
     [JsonStringEnumMemberName("random")] Random,
+    /// <summary>
+    /// CNNs: the most important block other than the one that took the previous depth growth, appended at its end
+    /// (the rule of the authors' public code).
+    /// </summary>
+    [JsonStringEnumMemberName("greedy-exclude-last")] GreedyExcludeLast,
     /// <summary>Blocks in turn, appending at the block's end.</summary>
     [JsonStringEnumMemberName("sequential")] Sequential,
     /// <summary>Transformers (table 3-11): before the first layer.</summary>

@@ -82,5 +82,6 @@ public static class GrowthPlanner
         GrowthProgress progress, GrowthOptions options, int[]? target, Random rng) =>
         kind == GrowthKind.Width
             ? CnnGrowthPlanner.GrowWidth(spec, scores, options.WidthFraction, options.BranchSampling, rng)
-            : CnnGrowthPlanner.GrowDepth(spec, scores, options.DepthPlacement, progress.DepthGrowths, target, rng);
+            : CnnGrowthPlanner.GrowDepth(spec, scores, options.DepthPlacement, progress.DepthGrowths, target, rng,
+                progress.LastDepthBlock);
 }

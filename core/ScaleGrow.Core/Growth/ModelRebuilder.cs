@@ -12,8 +12,10 @@ namespace ScaleGrow.Growth;
 /// </summary>
 public static class ModelRebuilder
 {
+    /// <param name="calibration">A batch of training inputs (B, C, H, W): function-preserving VGG depth growth
+    /// measures the new layer's input statistics on it (<see cref="FunctionPreservingDepth"/>).</param>
     public static (IScaleGrowModel Model, IReadOnlyList<string> NewParameters) Rebuild(IScaleGrowModel old,
-        ArchitectureSpec grownSpec, InitOptions init, long seed)
+        ArchitectureSpec grownSpec, InitOptions init, long seed, Tensor? calibration = null)
     {
         torch.manual_seed(seed);
         var grown = ModelFactory.Create(grownSpec);
@@ -38,6 +40,8 @@ public static class ModelRebuilder
         }
         if (init.PreserveFunction && grown is TransformerModel transformer)
             FunctionPreservingWidth.Apply(transformer, (TransformerSpec)old.Spec, oldState);
+        if (init.PreserveFunction && grown is ScaleGrow.Models.Cnn.CnnModel cnn)
+            FunctionPreservingDepth.Apply(cnn, (ScaleGrow.Models.Cnn.CnnSpec)old.Spec, calibration);
         newParameters.Sort(StringComparer.Ordinal);
         return (grown, newParameters);
     }
@@ -47,8 +51,8 @@ public static class ModelRebuilder
         bool isWeight = p.dim() > 1;
         if (init.PreserveFunction && ((!isWeight && IsNormScale(name)) || IsResidualOutput(name)))
         {
-            // A new CNN branch or layer with γ = 0 adds nothing; a new Transformer layer whose attention-O and fc2
-            // are zero is the identity on its residual stream.
+            // A new CNN branch with γ = 0 adds nothing (new CNN layers are then set by FunctionPreservingDepth); a
+            // new Transformer layer whose attention-O and fc2 are zero is the identity on its residual stream.
             p.zero_();
             return;
         }

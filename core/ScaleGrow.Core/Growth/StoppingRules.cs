@@ -14,6 +14,9 @@ public sealed record GrowthProgress
     public int Growths { get; init; }
     public int WidthGrowths { get; init; }
     public int DepthGrowths { get; init; }
+
+    /// <summary>The block the last depth growth went to (CNNs), for <see cref="DepthPlacement.GreedyExcludeLast"/>.</summary>
+    public int? LastDepthBlock { get; init; }
     public double? Ema { get; init; }
     public double? EmaAtLastGrowth { get; init; }
     public int Shortfalls { get; init; }
@@ -30,12 +33,16 @@ public static class StoppingRules
         {
             Epoch = p.Epoch + 1,
             Ema = p.Ema is { } ema ? o.EmaBeta * ema + (1 - o.EmaBeta) * validationAccuracy : validationAccuracy,
+            // The first epoch is the reference of the first growth point, so that point is tested too.
+            EmaAtLastGrowth = p.Ema is null && p.EmaAtLastGrowth is null ? validationAccuracy : p.EmaAtLastGrowth,
         };
 
     /// <summary>
     /// Called at every growth point (the end of an interval), before deciding a growth. Automatic rule: the gain of
-    /// the EMA since the previous growth point below <see cref="StoppingOptions.Threshold"/> counts as a shortfall;
-    /// more than <see cref="StoppingOptions.Tolerance"/> shortfalls stop growth. Also the wall-clock budget.
+    /// the EMA since the previous growth point (for the first growth point: since the first epoch) below
+    /// <see cref="StoppingOptions.Threshold"/> counts as a shortfall; more than <see cref="StoppingOptions.Tolerance"/>
+    /// shortfalls stop growth, and so does an EMA within the threshold of 100 % (nothing left to gain). Also the
+    /// wall-clock budget.
     /// </summary>
     public static GrowthProgress AtGrowthPoint(GrowthProgress p, StoppingOptions o, double elapsedSeconds)
     {
@@ -43,7 +50,19 @@ public static class StoppingRules
         if (o.WallClockSeconds is { } budget && elapsedSeconds >= budget)
             return p with { StopReason = $"wall-clock budget of {budget:0}s spent ({elapsedSeconds:0}s)" };
         if (!o.Auto || p.Ema is not { } ema) return p with { EmaAtLastGrowth = p.Ema };
-        if (p.EmaAtLastGrowth is not { } previous) return p with { EmaAtLastGrowth = ema };
+        if (1 - ema < o.Threshold)
+            // No growth can gain the threshold when less error than that is left: the task is served.
+            return p with
+            {
+                EmaAtLastGrowth = ema,
+                StopReason = string.Create(CultureInfo.InvariantCulture,
+                    $"automatic: EMA validation accuracy {ema * 100:0.00} % leaves less than the threshold " +
+                    $"({o.Threshold * 100:0.##} points) to gain"),
+            };
+        // The first growth point is compared with the first epoch; with a one-epoch interval that is the same
+        // epoch, so there is nothing to test yet.
+        if (p.EmaAtLastGrowth is not { } previous || (p.Growths == 0 && p.Epoch < 2))
+            return p with { EmaAtLastGrowth = ema };
         double gain = ema - previous;
         int shortfalls = p.Shortfalls + (gain < o.Threshold ? 1 : 0);
         var next = p with { EmaAtLastGrowth = ema, Shortfalls = shortfalls };

@@ -84,6 +84,17 @@ public sealed record RunSpec
         }
         if (decoder && Kind == RunKind.Grow)
             throw new InvalidSpecException("run: decoders are trained (kind train) or scaled (kind scale), not grown");
+        if (Kind == RunKind.Grow)
+        {
+            bool transformer = family is "vit" or "bert" || Model.Architecture is Models.Transformer.TransformerSpec;
+            var placement = Growth.DepthPlacement;
+            if (transformer && placement == DepthPlacement.GreedyExcludeLast)
+                throw new InvalidSpecException(
+                    "growth: depthPlacement 'greedy-exclude-last' applies to CNN blocks; Transformers take greedy, first, last or random");
+            if (!transformer && placement is DepthPlacement.First or DepthPlacement.Last)
+                throw new InvalidSpecException(
+                    $"growth: depthPlacement '{(placement == DepthPlacement.First ? "first" : "last")}' applies to Transformers; CNNs take greedy, greedy-exclude-last, sequential or random");
+        }
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, RunJson.Default.RunSpec);

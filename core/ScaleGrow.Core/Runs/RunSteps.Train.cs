@@ -84,6 +84,10 @@ public sealed partial class RunSteps
                     position = new TrainingPosition(epoch, done);
                     break;
                 }
+                if (spec.Training.NormRecalibrationBatches > 0)
+                    Trainer.RecalibrateNorms(model.Module,
+                        data.TrainEpoch(spec.Training.BatchSize, Seeds.Derive(spec.Seed, "norm-recalibration", epoch),
+                            epoch).Take(spec.Training.NormRecalibrationBatches), cancellationToken);
                 var validation = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
                     cancellationToken, data.Loss(0));
                 var record = new EpochRecord

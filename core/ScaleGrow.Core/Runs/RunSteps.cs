@@ -138,9 +138,12 @@ public sealed partial class RunSteps : IRunSteps
     {
         var grownSpec = ArchitectureSpec.FromJson(input.GrownArchitectureJson, $"run {input.RunId} growth");
         var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        Tensor? calibration = null;
         try
         {
-            var (grown, newParameters) = ModelRebuilder.Rebuild(model, grownSpec, input.Init, input.Seed);
+            if (input.Init.PreserveFunction && grownSpec is CnnSpec && input.Action.Kind == GrowthKind.Depth)
+                calibration = await CalibrationBatchAsync(input.RunId, input.Seed, cancellationToken);
+            var (grown, newParameters) = ModelRebuilder.Rebuild(model, grownSpec, input.Init, input.Seed, calibration);
             try
             {
                 string path = RunPaths.StepModel(input.RunId, input.Step);
@@ -163,8 +166,20 @@ public sealed partial class RunSteps : IRunSteps
         }
         finally
         {
+            calibration?.Dispose();
             model.Module.Dispose();
         }
+    }
+
+    /// <summary>Training inputs (as training sees them, augmented) for calibrating a new layer to its input.</summary>
+    private async Task<Tensor> CalibrationBatchAsync(string runId, long seed, CancellationToken cancellationToken)
+    {
+        const int CalibrationSamples = 512;
+        var spec = await ReadSpecAsync(runId, cancellationToken);
+        using var lease = RunData.Lease(spec);
+        using var scope = torch.NewDisposeScope();
+        var (x, _) = lease.Data.TrainEpoch(CalibrationSamples, seed, 0).First();
+        return x.MoveToOuterDisposeScope();
     }
 
     public async Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input,

@@ -82,6 +82,97 @@ public class CnnGrowthOperatorsTests
         Assert.True(diff < 1e-5, $"output changed by {diff}");
     }
 
+    /// <summary>
+    /// Function-preserving depth growth keeps every new layer trainable: the residual branch's first units keep the
+    /// inherited γ = 1 and their kernels get gradients from the first step; only the last unit's γ starts at 0.
+    /// </summary>
+    [Theory]
+    [InlineData(CnnFamily.ResNet)]
+    [InlineData(CnnFamily.Bottleneck)]
+    [InlineData(CnnFamily.MobileNetV3)]
+    public void FunctionPreservingResidualLayersStartAtZeroGammaAndStillGetGradients(CnnFamily family)
+    {
+        torch.manual_seed(4);
+        var spec = CnnSpecs.Fixed(family, 5, [1, 0, 0], inputChannels: 2, imageSize: 12, stageWidths: [8, 12, 16]);
+        using var model = new CnnModel(spec);
+        var (grownSpec, action) = CnnGrowthOperators.InsertLayer(spec, 0, 1);
+        var (grown, _) = ModelRebuilder.Rebuild(model, grownSpec, new InitOptions { PreserveFunction = true }, 5);
+        using var scope = torch.NewDisposeScope();
+        var layer = ((CnnModel)grown).Blocks[0].Layers[1];
+        Assert.Equal(action.NewLayerId, layer.Spec.Id);
+        var units = layer.Units.Cast<ConvUnit>().ToList();
+        Assert.All(units[..^1], u => Assert.Equal(1f, u.Branches[0].Norm.weight!.min().item<float>()));
+        Assert.Equal(0f, units[^1].Branches[0].Norm.weight!.abs().max().item<float>());
+        grown.Module.train();
+        var logits = grown.Module.forward(torch.randn(6, 2, 12, 12));
+        nn.functional.cross_entropy(logits, torch.tensor(new long[] { 0, 1, 2, 3, 4, 0 })).backward();
+        Assert.True(units[^1].Branches[0].Norm.weight!.grad!.abs().max().item<float>() > 0, "last γ gets no gradient");
+        grown.Module.Dispose();
+    }
+
+    /// <summary>
+    /// A function-preserving VGG layer (identity kernel, BN set to undo its own normalisation from the calibration
+    /// batch's statistics) leaves eval-mode logits unchanged wherever it goes, and in train mode changes them only by
+    /// how far a batch's statistics are from the calibration batch's.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(0, 1)]
+    [InlineData(1, 0)]
+    [InlineData(2, 0)]
+    public void FunctionPreservingVggLayerPassesItsInputThrough(int block, int position)
+    {
+        torch.manual_seed(6);
+        var spec = CnnSpecs.Fixed(CnnFamily.Vgg, 5, [1, 0, 0], inputChannels: 2, imageSize: 12, stageWidths: [8, 12, 16]);
+        spec = CnnFusionTests.WithEveryFittingBranch(spec); // multi-branch units before the new layer
+        using var model = new CnnModel(spec);
+        CnnFusionTests.RandomizeNorms(model, channels: 2, size: 12);
+        var (grownSpec, _) = CnnGrowthOperators.InsertLayer(spec, block, position);
+        using var scope = torch.NewDisposeScope();
+        var calibration = torch.randn(256, 2, 12, 12);
+        var (grown, _) = ModelRebuilder.Rebuild(model, grownSpec, new InitOptions { PreserveFunction = true }, 5,
+            calibration);
+        using (torch.no_grad())
+        {
+            model.eval();
+            grown.Module.eval();
+            var x = torch.randn(8, 2, 12, 12);
+            var before = model.forward(x);
+            double diff = (before - grown.Module.forward(x)).abs().max().item<float>();
+            Assert.True(diff < 1e-4, $"eval output changed by {diff} (scale {before.abs().max().item<float>()})");
+            // Train mode: compare the new layer's output with its input on a fresh batch of the same distribution.
+            var g = (CnnModel)grown;
+            g.train();
+            var batch = torch.randn(256, 2, 12, 12);
+            var input = g.ForwardTo(block, position, batch);
+            var output = g.Blocks[block].Layers[position].forward(input);
+            double relative = ((output - input).norm() / input.norm()).item<float>();
+            Assert.True(relative < 0.1, $"train-mode output differs from the input by {relative:P1}");
+        }
+        Assert.Throws<InvalidSpecException>(() => ModelRebuilder.Rebuild(model, grownSpec,
+            new InitOptions { PreserveFunction = true }, 5));
+        grown.Module.Dispose();
+    }
+
+    [Fact]
+    public void GreedyExcludeLastSkipsTheBlockGrownLastTimeAndAppends()
+    {
+        var spec = CnnSpecs.Fixed(CnnFamily.Vgg, 5, [2, 0, 0], stageWidths: [8, 12, 16]);
+        var scores = new ImportanceReport([new(0, 0.9), new(1, 0.5), new(2, 0.7)],
+            spec.AllLayers().Select(l => new LayerImportance(l.Layer.Id, l.Role, l.Index, 1)).ToList());
+        var first = CnnGrowthPlanner.GrowDepth(spec, scores, DepthPlacement.GreedyExcludeLast, 0, null, new Random(1))!
+            .Value.Action;
+        Assert.Equal((0, 2), (first.Block!.Value, first.Position!.Value)); // no previous growth: plain greedy, appended
+        var next = CnnGrowthPlanner.GrowDepth(spec, scores, DepthPlacement.GreedyExcludeLast, 1, null, new Random(1),
+            lastDepthBlock: 0)!.Value.Action;
+        Assert.Equal((2, 0), (next.Block!.Value, next.Position!.Value)); // block 0 grew last: the next best, block 2
+        Assert.Contains("except block 0", next.Reason);
+        // Only block 0 still open (target 3-0-0): it is taken even though it grew last.
+        var only = CnnGrowthPlanner.GrowDepth(spec, scores, DepthPlacement.GreedyExcludeLast, 1, [3, 0, 0],
+            new Random(1), lastDepthBlock: 0)!.Value.Action;
+        Assert.Equal(0, only.Block);
+    }
+
     [Fact]
     public void GreedyDepthGrowthInsertsIntoTheMostImportantBlockAfterItsMostImportantLayer()
     {

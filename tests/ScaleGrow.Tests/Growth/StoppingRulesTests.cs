@@ -31,6 +31,28 @@ public class StoppingRulesTests
     }
 
     [Fact]
+    public void TheFirstGrowthPointIsTestedAgainstTheFirstEpoch()
+    {
+        var o = new StoppingOptions { EmaBeta = 0, Threshold = 0.01, Tolerance = 0 };
+        // Two epochs before the first growth point, and no gain between them: growth stops before any growth.
+        var flat = StoppingRules.AtGrowthPoint(Feed(new GrowthProgress(), o, 0.70, 0.705), o, 0);
+        Assert.Contains("automatic", flat.StopReason);
+        var rising = StoppingRules.AtGrowthPoint(Feed(new GrowthProgress(), o, 0.70, 0.75), o, 0);
+        Assert.Null(rising.StopReason);
+        // A one-epoch interval has nothing to compare at its first point.
+        Assert.Null(StoppingRules.AtGrowthPoint(Feed(new GrowthProgress(), o, 0.70), o, 0).StopReason);
+    }
+
+    [Fact]
+    public void ATaskAlreadyServedStopsAtOnce()
+    {
+        var o = new StoppingOptions { EmaBeta = 0, Threshold = 0.01, Tolerance = 3 };
+        var p = StoppingRules.AtGrowthPoint(Feed(new GrowthProgress(), o, 0.995), o, 0);
+        Assert.Contains("less than the threshold", p.StopReason);
+        Assert.Null(StoppingRules.AtGrowthPoint(Feed(new GrowthProgress(), o, 0.98), o, 0).StopReason);
+    }
+
+    [Fact]
     public void EmaSmoothsTheDipAfterAGrowth()
     {
         var o = new StoppingOptions { EmaBeta = 0.5 };

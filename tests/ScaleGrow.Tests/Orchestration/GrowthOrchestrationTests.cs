@@ -88,7 +88,8 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         string runId = await runs.StartAsync(OrchestrationTestKit.TinyGrowth(maxEpochs: 4), NewRunId("grow"));
         var (metadata, statuses) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
 
-        Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+        Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+            $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
         var summary = metadata.ReadOutputAs<RunSummary>()!;
         Assert.Equal(5, summary.Epochs);                         // 4 growth-phase epochs + 1 fine-tuning
         Assert.True(summary.Growths >= 3, $"{summary.Growths} growths");

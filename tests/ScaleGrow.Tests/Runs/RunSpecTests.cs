@@ -45,6 +45,11 @@ public class RunSpecTests
     [InlineData("""{ "training": { "learningRate": 0 } }""", "learningRate")]
     [InlineData("""{ "data": { "name": "imagenet" } }""", "imagenet")]
     [InlineData("""not json""", "not a valid run spec")]
+    [InlineData("""{ "training": { "normRecalibrationBatches": -1 } }""", "normRecalibrationBatches")]
+    [InlineData("""{ "kind": "grow", "model": { "family": "vit" }, "growth": { "depthPlacement": "greedy-exclude-last" } }""",
+        "greedy-exclude-last")]
+    [InlineData("""{ "kind": "grow", "growth": { "depthPlacement": "first" } }""", "depthPlacement 'first'")]
+    [InlineData("""{ "growth": { "depthPlacement": "everywhere" } }""", "")]
     public void BadSpecsGiveOneClearError(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() =>

@@ -67,6 +67,23 @@ public sealed class CnnModel : nn.Module<Tensor, Tensor>, IScaleGrowModel
         return head.call(y); // (B, classes)
     }
 
+    /// <summary>
+    /// The input that layer <paramref name="position"/> of block <paramref name="block"/> receives: the forward pass up
+    /// to (not including) that layer. Used to calibrate a new layer to its input (function-preserving growth).
+    /// </summary>
+    public Tensor ForwardTo(int block, int position, Tensor x)
+    {
+        var y = stem.call(x); // (B, C0, H, W)
+        for (int b = 0; b < block; b++)
+        {
+            y = _blocks[b].call(y);
+            y = _downs[b].call(y);
+        }
+        var layers = _blocks[block].Layers;
+        for (int i = 0; i < position; i++) y = layers[i].call(y);
+        return y; // (B, C_block, H', W')
+    }
+
     /// <summary>Every layer in forward order with its role and index, like <see cref="CnnSpec.AllLayers"/>.</summary>
     public IEnumerable<(LayerRole Role, int Index, CnnLayer Layer)> AllLayers()
     {
