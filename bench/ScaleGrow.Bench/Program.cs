@@ -20,6 +20,8 @@ using static TorchSharp.torch;
 //   ablations  [--seeds 1,2] [--train-limit N]                placement, sampling, init, optimizer (table 3-6…3-10)
 //   transformer-ablations [--seeds 1,2] [--train-limit N]    heads vs head width, depth placement, optimizer state
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
+//   oracle     [--presets quick] [--seeds 1,2] [--reuse true]  each growth run against its own final architecture
+//              trained from scratch for the same epochs with the same recipe ("growth costs nothing", issue 15)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string root = FindRoot();
 string mode = args.Length > 0 ? args[0] : throw new ArgumentException("mode: growth | ablations | overhead");
@@ -38,6 +40,7 @@ switch (mode)
     case "ablations": await Ablations(); break;
     case "transformer-ablations": await TransformerAblations(); break;
     case "overhead": await Overhead(); break;
+    case "oracle": await Oracle(); break;
     default: throw new ArgumentException($"unknown mode {mode}");
 }
 var resultFile = Path.Combine(root, "bench", "results", $"{mode}-{DateTime.UtcNow:yyyyMMdd-HHmm}.md");
@@ -107,11 +110,13 @@ async Task Ablations()
     var seeds = (options.GetValueOrDefault("seeds") ?? "1,2").Split(',').Select(long.Parse).ToArray();
     int trainLimit = int.Parse(options.GetValueOrDefault("train-limit") ?? "10000");
     // Fixed end point as in the thesis's tables 3-6…3-10 (all reach VGG-2-2-2), so only the strategy differs.
-    RunSpec Base(long seed) => Presets.Get("quick").Spec with
+    // The quick preset's defaults (its data recipe, placement and function-preserving init) on the issue's 10k scale.
+    var quick = Presets.Get("quick").Spec;
+    RunSpec Base(long seed) => quick with
     {
         Seed = seed, Preset = "ablation",
-        Data = new ScaleGrow.Data.DatasetSpec(TrainLimit: trainLimit),
-        Growth = new GrowthOptions
+        Data = quick.Data with { TrainLimit = trainLimit },
+        Growth = quick.Growth with
         {
             IntervalEpochs = 1, MaxEpochs = 12, FineTuneEpochs = 3,
             Stopping = new StoppingOptions { Auto = false, TargetArch = "VGG-2-2-2" },
@@ -120,11 +125,13 @@ async Task Ablations()
     };
     var variants = new (string Name, Func<RunSpec, RunSpec> Change)[]
     {
-        ("default (greedy, random with replacement, inherit, inherited optimizer)", s => s),
+        ("default (greedy-exclude-last, random with replacement, function-preserving, inherited optimizer)", s => s),
+        ("placement: greedy", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.Greedy } }),
         ("placement: random", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.Random } }),
         ("placement: sequential", s => s with { Growth = s.Growth with { DepthPlacement = DepthPlacement.Sequential } }),
         ("branches: random without replacement", s => s with { Growth = s.Growth with { BranchSampling = BranchSampling.RandomWithoutReplacement } }),
         ("branches: greedy without replacement", s => s with { Growth = s.Growth with { BranchSampling = BranchSampling.GreedyWithoutReplacement } }),
+        ("init: inherit", s => s with { Growth = s.Growth with { Init = new InitOptions() } }),
         ("init: zeros", s => s with { Growth = s.Growth with { Init = new InitOptions { Strategy = InitStrategy.Zeros } } }),
         ("optimizer: fresh", s => s with { Growth = s.Growth with { OptimizerMigration = OptimizerMigrationStrategy.Fresh } }),
     };
@@ -181,6 +188,45 @@ async Task RunVariants(string prefix, Func<long, RunSpec> baseSpec, (string Name
                       $" | {string.Join(", ", group.Select(g => $"{(long)g.Result["parametersFused"]! / 1e3:0.0}K"))}" +
                       $" | {group.Average(g => (double)g.Result["wallSeconds"]!):0} |");
     }
+}
+
+// Growth costs nothing when the grown model is as good as its own final architecture trained from scratch for the
+// same number of epochs with the same data and recipe (the "oracle architecture": it needs hindsight to choose).
+async Task Oracle()
+{
+    var presets = (options.GetValueOrDefault("presets") ?? "quick").Split(',');
+    var seeds = (options.GetValueOrDefault("seeds") ?? "1,2").Split(',').Select(long.Parse).ToArray();
+    md.AppendLine("| preset | seed | grown arch | epochs | grown acc | oracle acc | grown − oracle | grown s | oracle s |");
+    md.AppendLine("|---|---|---|---|---|---|---|---|---|");
+    foreach (var preset in presets)
+    {
+        var gaps = new List<double>();
+        foreach (var seed in seeds)
+        {
+            string growTag = $"grow-{preset}-s{seed}";
+            var grown = await Cli($"grow --preset {preset} --seed {seed}", growTag);
+            var report = JsonNode.Parse(File.ReadAllText(Path.Combine(work, growTag, "report.json")))!.AsObject();
+            string arch = (string)report["finalArch"]!;
+            int epochs = (int)report["epochs"]!;
+            var growSpec = Presets.Get(preset).Spec;
+            var counts = arch.Split('-').SkipWhile(p => !p.All(char.IsDigit)).Select(int.Parse).ToArray();
+            var oracleSpec = growSpec with
+            {
+                Kind = RunKind.Train, Preset = $"{preset}-oracle", Epochs = epochs,
+                Model = growSpec.Model with { LayersPerBlock = counts },
+            };
+            var file = Path.Combine(work, $"oracle-{preset}-s{seed}.json");
+            File.WriteAllText(file, oracleSpec.ToJson());
+            var oracle = await Cli($"train --spec {Relative(file)} --seed {seed}", $"oracle-{preset}-s{seed}");
+            double g = (double)grown["accuracy"]!, o = (double)oracle["accuracy"]!;
+            gaps.Add(g - o);
+            md.AppendLine($"| {preset} | {seed} | {arch} | {epochs} | {g * 100:0.00} % | {o * 100:0.00} % | " +
+                          $"{(g - o) * 100:+0.00;-0.00} | {(double)grown["wallSeconds"]!:0} | {(double)oracle["wallSeconds"]!:0} |");
+        }
+        md.AppendLine($"| {preset} | mean | | | | | {gaps.Average() * 100:+0.00;-0.00} | | |");
+    }
+    md.AppendLine();
+    md.AppendLine("Oracle commands: `./scalegrow train --spec bench/work/oracle-<preset>-s<seed>.json --seed <seed>`.");
 }
 
 async Task Overhead()
