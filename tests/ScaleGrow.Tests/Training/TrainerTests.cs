@@ -26,6 +26,40 @@ public class TrainerTests
         return Tensor.TotalCount;
     }
 
+    /// <summary>
+    /// "Precise BN": the running statistics become the plain average over the given batches (here: the stem norm's
+    /// mean is the mean of its convolution's output over every sample), whatever they were before; momentum and the
+    /// train/eval mode are put back, and no parameter moves. A model without batch norms runs nothing.
+    /// </summary>
+    [Fact]
+    public void RecalibratingNormsReplacesStaleRunningStatisticsByTheAverageOverTheBatches()
+    {
+        torch.manual_seed(5);
+        using var model = new CnnModel(CnnSpecs.Fixed(CnnFamily.Vgg, 10, [1, 0, 0], inputChannels: 1, imageSize: 12,
+            stageWidths: [4, 6, 8]));
+        ScaleGrow.Tests.Models.CnnFusionTests.RandomizeNorms(model, channels: 1, size: 12);
+        model.eval();
+        using var scope = torch.NewDisposeScope();
+        var parameters = model.parameters().Select(p => p.detach().clone()).ToList();
+        var xs = Batches(4, 9).Select(b => b.X).ToList();
+        var stem = (ConvUnit)model.Stem.Units[0];
+        var norm = stem.Branches[0].Norm;
+        Tensor expected;
+        using (torch.no_grad())
+            expected = torch.cat(xs.Select(x => stem.Branches[0].Conv!.forward(x)).ToArray()).mean([0, 2, 3]);
+        Assert.True((norm.running_mean! - expected).abs().max().item<float>() > 1e-2, "statistics not stale to begin with");
+
+        Assert.True(Trainer.RecalibrateNorms(model, xs.Select(x => (x, torch.zeros(16, dtype: ScalarType.Int64)))));
+
+        double diff = (norm.running_mean! - expected).abs().max().item<float>();
+        Assert.True(diff < 1e-4, $"stem running mean is {diff} off the average over the batches");
+        Assert.Equal(0.1, norm.momentum!.Value, 9);
+        Assert.False(model.training);
+        Assert.All(model.parameters().Zip(parameters), p => Assert.True(p.First.eq(p.Second).all().item<bool>()));
+        using var linear = nn.Linear(4, 2);
+        Assert.False(Trainer.RecalibrateNorms(linear, []));
+    }
+
     [Fact]
     public void LiveTensorCountStaysFlatOverManyStepsOfTrainingAndEvaluation()
     {
