@@ -39,8 +39,9 @@ public sealed record TrainingOptions
     /// Batches of training inputs over which every batch norm's running statistics are re-estimated after each epoch,
     /// before validation (and so before fusion, which folds them in); 0 turns it off. The EMA statistics training
     /// keeps lag the weights at high learning rates: on the quick run, eval-mode validation accuracy read 36.6 %
-    /// where the re-estimated statistics gave 79.3 % (docs/growth.md). 20 batches of 128 cost about 5 % of an epoch
-    /// of the quick run, and less on larger training sets. Models without batch norms skip it.
+    /// where the re-estimated statistics gave 79.3 % (docs/growth.md). Cost, measured on the quick run: 3–10 s per
+    /// epoch more than without it (about 10–25 % of an epoch of its 10.8k images, the most at the final, multi-branch
+    /// size); a fixed cost per epoch, so a smaller share on larger training sets. Models without batch norms skip it.
     /// </summary>
     public int NormRecalibrationBatches { get; set; } = 20;
 
