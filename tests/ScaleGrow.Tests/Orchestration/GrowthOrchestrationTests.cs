@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.DurableTask.Client;
+using ScaleGrow.Growth;
 using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
@@ -112,6 +113,39 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.Equal(summary.Arch, (string?)report["finalArch"]);
         Assert.Equal(summary.Growths, report["growthHistory"]!.AsArray().Count);
         Assert.All(report["growthHistory"]!.AsArray(), g => Assert.NotNull(g!["importance"]));
+    }
+
+    /// <summary>
+    /// The quick preset's growth options through the real engine: InsertModule hands function-preserving VGG depth
+    /// growth a calibration batch (without one it refuses), and the orchestrator carries the last depth block from
+    /// cycle to cycle, so greedy-exclude-last never grows the same block twice in a row.
+    /// </summary>
+    [Fact]
+    public async Task FunctionPreservingGreedyExcludeLastGrowthRunsThroughTheOrchestration()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var tiny = OrchestrationTestKit.TinyGrowth(maxEpochs: 4);
+        var spec = tiny with
+        {
+            Training = tiny.Training with { LearningRate = 0.02 }, // the wiring is tested here, not the learning
+            Growth = tiny.Growth with
+            {
+                Pattern = "d", DepthPlacement = DepthPlacement.GreedyExcludeLast,
+                Init = new InitOptions { PreserveFunction = true },
+            },
+        };
+        string runId = await runs.StartAsync(spec, NewRunId("fpgrow"));
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+
+        Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+            $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
+        var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+        var blocks = journal.Where(e => (string?)e["kind"] == "growth").OrderBy(e => (int)e["step"]!)
+            .Select(e => (int)e["action"]!["block"]!).ToList();
+        Assert.True(blocks.Count >= 3, $"{blocks.Count} depth growths");
+        Assert.All(blocks.Zip(blocks.Skip(1)), p => Assert.NotEqual(p.First, p.Second));
     }
 
     private sealed class FailOnce(IRunSteps inner) : DelegatingRunSteps(inner)
