@@ -17,6 +17,7 @@ if (args.Length == 0 || args[0] is not ("train-standins" or "run"))
     Console.Error.WriteLine("usage: train-standins --out DIR [...] | run --model NAME=PATH [...] (see Program.cs)");
     return 2;
 }
+ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 var options = Arguments.Parse(args[1..]);
 // The benchmark machine is shared: fewer intra-op threads than cores can cost less CPU time per result.
 if (options.Single("threads") is { } threads)

@@ -24,6 +24,7 @@ double scale = double.Parse(Arg("--scale") ?? "1", CultureInfo.InvariantCulture)
 bool mainOnly = args.Contains("--main-only"); // rows (a)–(e) only, e.g. for a second seed
 long seed = long.Parse(Arg("--seed") ?? "1", CultureInfo.InvariantCulture);
 string output = Arg("--out") ?? Path.Combine(RepoRoot(), "bench", "RESULTS-scalenet.md");
+ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 torch.set_num_threads(int.Parse(Arg("--threads") ?? "2", CultureInfo.InvariantCulture));
 var total = Stopwatch.StartNew();
 void Log(string s) => Console.WriteLine($"[{total.Elapsed:hh\\:mm\\:ss}] {s}");

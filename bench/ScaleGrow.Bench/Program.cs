@@ -22,6 +22,7 @@ using static TorchSharp.torch;
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
 //   oracle     [--presets quick] [--seeds 1,2] [--reuse true]  each growth run against its own final architecture
 //              trained from scratch for the same epochs with the same recipe ("growth costs nothing", issue 15)
+ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string root = FindRoot();
 string mode = args.Length > 0 ? args[0] : throw new ArgumentException("mode: growth | ablations | overhead");

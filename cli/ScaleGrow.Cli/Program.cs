@@ -3,6 +3,7 @@ using ScaleGrow.Cli;
 
 // `scalegrow <command> [options]` — thin: parse arguments, call core, show progress and results.
 // Errors are one line on stderr: 2 for bad arguments or input, 1 for anything unexpected.
+NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
     Console.Out.Write(Commands.Usage);

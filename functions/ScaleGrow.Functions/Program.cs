@@ -9,6 +9,7 @@ using ScaleGrow.Storage;
 
 // The Functions host: trigger bindings and dependency injection only. The orchestrations and activities are the
 // ones the `scalegrow` CLI hosts locally (core/ScaleGrow.Orchestration); their work is core's RunSteps.
+ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddSingleton<IArtifactStore>(_ => ArtifactStoreSettings.Open(builder.Configuration));
