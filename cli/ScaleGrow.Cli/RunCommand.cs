@@ -66,13 +66,13 @@ public static class RunCommand
         await RunSteps.SubmitAsync(store, runId, spec, token);
         var runner = new DirectOrchestrationRunner();
         ScaleGrowTasks.Activities(runner, steps);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        // The event ends the loop between steps; the control flag halts a training step between batches.
+        using var signals = new StopSignals(signal =>
         {
-            e.Cancel = true;
             runner.RaiseEvent(TaskNames.StopEvent, "stop");
-            progress.Note("stop requested: finishing after the current step");
-        };
-        Console.CancelKeyPress += onCancel;
+            _ = new RunCatalog(store).RequestStopAsync(runId);
+            progress.Note($"{signal}: stopping gracefully, fusing and reporting the model so far ({signal} again to end now)");
+        });
         try
         {
             var run = runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, null),
@@ -84,10 +84,6 @@ public static class RunCommand
         catch (TaskFailedException e) when (e.FailureDetails.IsCausedBy<ScaleGrowException>())
         {
             throw new ScaleGrowException($"run {runId} failed: {e.FailureDetails.ErrorMessage.ReplaceLineEndings(" ")}");
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 
@@ -122,27 +118,13 @@ public static class RunCommand
         IArtifactStore store, string instanceId, ProgressView progress, string? outDir, CancellationToken token)
     {
         string runId = RunsService.RunIdOf(instanceId);
-        int stopRequests = 0;
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var signals = new StopSignals(signal =>
         {
-            // First Ctrl+C: finish gracefully (fuse and report what there is); second: abandon.
-            if (stopRequests++ == 0)
-            {
-                e.Cancel = true;
-                _ = runs.StopAsync(runId);
-                progress.Note("stop requested: finishing after the current step (Ctrl+C again to abandon)");
-            }
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var metadata = await progress.WatchAsync(engine.Client, instanceId, token);
-            return await ReportAsync(output, runId, metadata, store, outDir, token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+            _ = runs.StopAsync(runId);
+            progress.Note($"{signal}: stopping gracefully, fusing and reporting the model so far ({signal} again to end now)");
+        });
+        var metadata = await progress.WatchAsync(engine.Client, instanceId, token);
+        return await ReportAsync(output, runId, metadata, store, outDir, token);
     }
 
     private static RunSpec BuildSpec(string command, CommandLine cl)

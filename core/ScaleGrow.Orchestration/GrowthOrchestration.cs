@@ -83,7 +83,10 @@ public static class GrowthOrchestration
             int interval = state.Settings.Growth.IntervalEpochs;
             until = Math.Min(until, (state.Position.Epoch / interval + 1) * interval);
         }
-        if (state.Position.Epoch < until && !(state.StopRequested && state.Phase != RunPhase.Grow))
+        // A stop ends training in every phase: the training step already halted between batches, so calling it
+        // again would only write another checkpoint with no progress (the loop issue 16 found).
+        if (state.StopRequested) return Stopped(state);
+        if (state.Position.Epoch < until)
         {
             var result = await context.CallActivityAsync<TrainIntervalResult>(TaskNames.TrainInterval,
                 new TrainIntervalInput(state.RunId, state.Checkpoint, state.NextStep, state.Position, until,
@@ -99,9 +102,9 @@ public static class GrowthOrchestration
                     : state.LastValidationAccuracy,
             };
             if (result.StopRequested && !state.StopRequested) state = RequestStop(state, "stop requested");
-            if (state.Position.Batch != 0 && !state.StopRequested) return state; // split interval: keep training
+            if (state.StopRequested) return Stopped(state);
+            if (state.Position.Batch != 0) return state; // split interval: keep training
         }
-        if (state.StopRequested && state.Phase != RunPhase.Grow) return EnterFinalize(state);
         if (state.Position.Epoch >= state.PhaseEndEpoch)
             return state.Phase switch
             {
@@ -136,7 +139,7 @@ public static class GrowthOrchestration
         var options = state.Settings.Growth;
         double elapsed = (context.CurrentUtcDateTime - state.StartedUtc).TotalSeconds;
         var progress = StoppingRules.AtGrowthPoint(state.Progress, options.Stopping, elapsed);
-        if (state.StopRequested) return EnterFineTune(state with { Progress = progress }, state.StopReason!);
+        if (state.StopRequested) return Stopped(state with { Progress = progress });
         if (progress.StopReason is { } stoppedBy) return EnterFineTune(state with { Progress = progress }, stoppedBy);
 
         var scores = await context.CallActivityAsync<ImportanceReport>(TaskNames.ScoreImportance,
@@ -155,6 +158,8 @@ public static class GrowthOrchestration
         bool width = inserted.Action.Kind == GrowthKind.Width;
         state = state with
         {
+            BeforeLastGrowth = new PreGrowthModel(state.Checkpoint, state.ArchitectureJson, state.Arch,
+                state.Parameters, state.Position.Epoch),
             Checkpoint = migrated, NextStep = step + 1, ArchitectureJson = inserted.ArchitectureJson,
             Arch = inserted.Arch, Parameters = inserted.Parameters,
             Progress = progress with
@@ -208,6 +213,26 @@ public static class GrowthOrchestration
     }
 
     private static GrowthRunState EnterFinalize(GrowthRunState state) => state with { Phase = RunPhase.Finalize };
+
+    /// <summary>
+    /// A graceful stop: no more training or fine-tuning, straight to fuse, evaluate and report. If the model grew and
+    /// has not trained a full epoch since, the model from before that growth is delivered instead (a fresh layer or
+    /// branch with inherited initialisation can cost most of the accuracy until it trains), and the stop reason says so.
+    /// </summary>
+    private static GrowthRunState Stopped(GrowthRunState state)
+    {
+        var reason = state.StopReason ?? "stop requested";
+        if (state.BeforeLastGrowth is { } before && state.Position.Epoch <= before.GrowthEpoch)
+            return state with
+            {
+                Phase = RunPhase.Finalize, Checkpoint = before.Checkpoint, ArchitectureJson = before.ArchitectureJson,
+                Arch = before.Arch, Parameters = before.Parameters, BeforeLastGrowth = null,
+                StopReason = $"{reason}; delivered the model from before the last growth ({before.Arch}, step " +
+                             $"{before.Checkpoint.Step}): the grown {state.Arch} had not trained a full epoch " +
+                             $"(stopped at epoch {state.Position.Epoch + 1}, batch {state.Position.Batch})",
+            };
+        return state with { Phase = RunPhase.Finalize, StopReason = reason };
+    }
 
     private static string PhaseName(RunPhase phase) => phase switch
     {

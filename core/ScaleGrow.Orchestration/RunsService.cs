@@ -35,8 +35,12 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
     public async Task<string> StartAsync(RunSpec spec, string? runId = null, CancellationToken cancellationToken = default)
     {
         runId = RunPaths.ValidateRunId(runId ?? NewRunId(spec));
+        // The store is checked as well as the engine: the in-process engine forgets its instances when the process
+        // ends, and starting again over a finished run's files re-ran it and overwrote its results (issue 16).
+        if (await new RunCatalog(store).GetAsync(runId, cancellationToken) is { } existing)
+            throw new RunExistsException(runId, existing.Status == "completed");
         if (await client.GetInstanceAsync(runId, cancellationToken) is not null)
-            throw new InvalidSpecException($"run '{runId}' already exists");
+            throw new RunExistsException(runId, completed: false);
         await RunSteps.SubmitAsync(store, runId, spec, cancellationToken);
         await SetInstanceAsync(runId, runId, cancellationToken);
         await client.ScheduleNewOrchestrationInstanceAsync(TaskNames.GrowthRun, new GrowthRunInput(runId, null),
@@ -190,6 +194,11 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
             Encoding.UTF8.GetBytes(new JsonObject { ["stop"] = stop, ["delete"] = delete }.ToJsonString()), null,
             cancellationToken);
 }
+
+/// <summary>A run with this id already exists (HTTP 409): never re-run over its files.</summary>
+public sealed class RunExistsException(string runId, bool completed) : ScaleGrowException(completed
+    ? $"run '{runId}' already completed and its results are kept; choose another run id, or delete it first (`scalegrow runs delete {runId}`)"
+    : $"run '{runId}' already exists and has not completed; continue it with `scalegrow runs resume {runId}`, or delete it first");
 
 /// <summary>The run does not exist (HTTP 404).</summary>
 public sealed class RunNotFoundException(string runId) : ScaleGrowException($"run '{runId}' not found");

@@ -11,7 +11,7 @@ namespace ScaleGrow.Functions;
 
 /// <summary>
 /// HTTP API for runs (authorization level Function). Thin: parse, call <see cref="RunsService"/>, map errors —
-/// <see cref="ScaleGrowException"/> to 400 with its one-line message, an unknown run to 404.
+/// <see cref="ScaleGrowException"/> to 400 with its one-line message, an unknown run to 404, an existing run id to 409.
 /// </summary>
 public sealed class RunsApi(IArtifactStore store)
 {
@@ -107,6 +107,10 @@ public sealed class RunsApi(IArtifactStore store)
         catch (RunNotFoundException e)
         {
             return new NotFoundObjectResult(new { error = e.Message });
+        }
+        catch (RunExistsException e)
+        {
+            return new ConflictObjectResult(new { error = e.Message });
         }
         catch (ScaleGrowException e)
         {

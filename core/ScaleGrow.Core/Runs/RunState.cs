@@ -47,7 +47,17 @@ public sealed record GrowthRunState
 
     /// <summary>Scale runs: the ScaleNet expansion has happened.</summary>
     public bool Expanded { get; init; }
+
+    /// <summary>
+    /// The model as it was just before the last growth, and the epoch that growth happened at: a stop that lands
+    /// before the grown model has trained one full epoch delivers this one instead of a half-initialised network.
+    /// </summary>
+    public PreGrowthModel? BeforeLastGrowth { get; init; }
 }
+
+/// <summary>A model a growth replaced: its checkpoint and what status and report say about it.</summary>
+public sealed record PreGrowthModel(RunCheckpoint Checkpoint, string ArchitectureJson, string Arch, long Parameters,
+    int GrowthEpoch);
 
 /// <summary>What a run publishes as custom status (kept far below the 16 KB limit).</summary>
 public sealed record RunStatus(string Phase, int Step, int Epoch, string Arch, long Parameters, double? Accuracy,

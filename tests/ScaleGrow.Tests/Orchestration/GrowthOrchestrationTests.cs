@@ -113,6 +113,16 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.Equal(summary.Arch, (string?)report["finalArch"]);
         Assert.Equal(summary.Growths, report["growthHistory"]!.AsArray().Count);
         Assert.All(report["growthHistory"]!.AsArray(), g => Assert.NotNull(g!["importance"]));
+
+        // Starting the same id again — here, or from a new process whose in-process engine has no record of it — is
+        // refused, and the finished run's results are untouched (it used to re-run and overwrite them).
+        var reportBytes = await store.ReadAllBytesAsync(summary.Report);
+        var again = await Assert.ThrowsAsync<RunExistsException>(() => runs.StartAsync(OrchestrationTestKit.TinyGrowth(), runId));
+        Assert.Contains("already completed", again.Message);
+        await using (var freshEngine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store)))
+            await Assert.ThrowsAsync<RunExistsException>(() =>
+                new RunsService(freshEngine.Client, store).StartAsync(OrchestrationTestKit.TinyGrowth(), runId));
+        Assert.Equal(reportBytes, await store.ReadAllBytesAsync(summary.Report));
     }
 
     /// <summary>
@@ -220,11 +230,70 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         var (metadata, statuses) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
         var summary = metadata.ReadOutputAs<RunSummary>()!;
-        Assert.Equal("stop requested", summary.StopReason);
+        Assert.StartsWith("stop requested", summary.StopReason);
         Assert.True(summary.Epochs < 30, $"{summary.Epochs} epochs: the stop did not shorten the run");
         Assert.DoesNotContain(statuses, s => s.Phase == "fine-tune"); // fine-tuning is skipped on stop
         Assert.NotNull(await store.GetInfoAsync(summary.FusedModel));
         Assert.NotNull(await store.GetInfoAsync(summary.Report));
+    }
+
+    /// <summary>
+    /// A stop that lands in the middle of a growth-phase epoch (the control flag the CLI's <c>runs stop</c> writes):
+    /// the run must fuse and report at once. It used to call TrainInterval again and again with no progress, writing a
+    /// step per call (7,500 step folders in ten minutes, issue 16). Stopped before the grown model has trained a full
+    /// epoch, it delivers the model from before that growth; one epoch later, the grown one.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 2, true)]  // growths at epochs 1 and 2; stopped in epoch 2, the first epoch after the second growth
+    [InlineData(2, 3, false)] // growth at epoch 2; stopped in epoch 3, after epoch 2 trained the grown model in full
+    public async Task AStopInTheMiddleOfAGrowthEpochFinishesAtOnceWithTheBestModelTheRunHas(int interval,
+        int stopEpoch, bool fromBeforeTheGrowth)
+    {
+        var store = Store();
+        string runId = NewRunId("midstop");
+        int requested = 0;
+        var steps = new RunSteps(store)
+        {
+            ControlPollSeconds = 0,
+            Progress = new OnBatch(p =>
+            {
+                if (p.Epoch == stopEpoch && p.Batch >= 2 && Interlocked.Exchange(ref requested, 1) == 0)
+                    new RunCatalog(store).RequestStopAsync(runId).GetAwaiter().GetResult();
+            }),
+        };
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(steps);
+        var spec = OrchestrationTestKit.TinyGrowth(maxEpochs: 30, fineTune: 5);
+        spec = spec with { Growth = spec.Growth with { IntervalEpochs = interval } };
+        await new RunsService(engine.Client, store).StartAsync(spec, runId);
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+        var summary = metadata.ReadOutputAs<RunSummary>()!;
+        Assert.StartsWith("stop requested", summary.StopReason);
+        var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+        var epochs = journal.Where(e => (string?)e["kind"] == "epoch").ToList();
+        Assert.Equal(stopEpoch, epochs.Count); // the interrupted epoch is never journaled as trained
+        var stepFolders = new HashSet<string>();
+        await foreach (var info in store.ListAsync($"{RunPaths.Container}/{runId}/steps/"))
+            stepFolders.Add(info.Path.Split('/')[3]);
+        Assert.True(stepFolders.Count <= 3 * stopEpoch + 2, $"{stepFolders.Count} steps for {stopEpoch} epochs");
+        // The delivered model is the one the last fully journaled epoch trained: from before the growth that came
+        // after it, or the grown model that epoch trained in full.
+        Assert.Equal((string)epochs[^1]["arch"]!, summary.Arch);
+        Assert.Equal((long)epochs[^1]["parameters"]!, summary.Parameters);
+        int lastGrowthEpoch = journal.Where(e => (string?)e["kind"] == "state")
+            .Select(e => (int)e["state"]!["beforeLastGrowth"]!["growthEpoch"]!).Max();
+        Assert.Equal(fromBeforeTheGrowth ? stopEpoch : stopEpoch - 1, lastGrowthEpoch);
+        if (fromBeforeTheGrowth)
+            Assert.Contains("delivered the model from before the last growth", summary.StopReason);
+        else
+            Assert.DoesNotContain("before the last growth", summary.StopReason);
+        Assert.NotNull(await store.GetInfoAsync(summary.FusedModel));
+    }
+
+    private sealed class OnBatch(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
     }
 
     [Fact]
