@@ -108,8 +108,11 @@ public sealed class LocalEngine : IAsyncDisposable
         return new LocalEngine(client, new HostDisposer(worker), new HostDisposer(sidecar), new ChannelDisposer(channel));
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return; // a stopped run disposes it early (RunCommand)
         foreach (var d in _owned)
         {
             try

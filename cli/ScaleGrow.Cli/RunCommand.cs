@@ -52,7 +52,7 @@ public static class RunCommand
             instanceId = await runs!.StartAsync(spec, runId, cts.Token);
         }
 
-        return await WatchAndReportAsync(output, engine!, runs!, store, instanceId, progress, cl.Get("out"), cts.Token);
+        return await WatchAndReportAsync(output, engine!, runs!, store, steps, engineKind, instanceId, progress, cl.Get("out"), cts.Token);
     }
 
     /// <summary>
@@ -111,20 +111,53 @@ public static class RunCommand
                 ? $"[yellow]run {runId} recorded no growth cycle: starting it again from its spec[/]"
                 : $"resuming run {runId} from step {state.Checkpoint.Step} (epoch {state.Position.Epoch}, {Markup.Escape(state.Arch)})");
         }
-        return await WatchAndReportAsync(output, engine, runs, store, instanceId, progress, cl.Get("out"), cts.Token);
+        return await WatchAndReportAsync(output, engine, runs, store, steps, engineKind, instanceId, progress, cl.Get("out"), cts.Token);
     }
 
     private static async Task<int> WatchAndReportAsync(Output output, LocalEngine engine, RunsService runs,
-        IArtifactStore store, string instanceId, ProgressView progress, string? outDir, CancellationToken token)
+        IArtifactStore store, RunSteps steps, EngineKind engineKind, string instanceId, ProgressView progress,
+        string? outDir, CancellationToken token)
     {
         string runId = RunsService.RunIdOf(instanceId);
+        var signalled = new TaskCompletionSource();
         using var signals = new StopSignals(signal =>
         {
             _ = runs.StopAsync(runId);
             progress.Note($"{signal}: stopping gracefully, fusing and reporting the model so far ({signal} again to end now)");
+            signalled.TrySetResult();
         });
-        var metadata = await progress.WatchAsync(engine.Client, instanceId, token);
+        var watch = progress.WatchAsync(engine.Client, instanceId, token);
+        if (engineKind == EngineKind.InProcess && await Task.WhenAny(watch, signalled.Task) == signalled.Task)
+        {
+            // The in-process engine's own hosts stop on the same signal (their console lifetime cannot be turned
+            // off), so the orchestration cannot go on to fuse and report. The control flag makes the training step
+            // halt between batches and keep its checkpoint; once the engine is down, the run is finished here from
+            // its last journaled state, with the same orchestration code and no engine.
+            if (await Task.WhenAny(watch, Task.Delay(TimeSpan.FromSeconds(10), token)) != watch || !watch.IsCompletedSuccessfully
+                || watch.Result.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
+                return await FinishStoppedRunAsync(output, engine, runs, store, steps, runId, progress, outDir, token);
+        }
+        var metadata = await watch;
         return await ReportAsync(output, runId, metadata, store, outDir, token);
+    }
+
+    /// <summary>A stopped run whose engine is gone: fuse, evaluate and report from its last journaled state.</summary>
+    private static async Task<int> FinishStoppedRunAsync(Output output, LocalEngine engine, RunsService runs,
+        IArtifactStore store, RunSteps steps, string runId, ProgressView progress, string? outDir, CancellationToken token)
+    {
+        var disposing = engine.DisposeAsync().AsTask(); // waits for the halting training step to write its checkpoint
+        await Task.WhenAny(disposing, Task.Delay(TimeSpan.FromSeconds(60), token));
+        var state = await runs.LastStateAsync(runId, token)
+                    ?? throw new ScaleGrowException($"run {runId} stopped with no recorded state to finish from (a " +
+                                                    $"train run, or before its first growth cycle): continue it with `scalegrow runs resume {runId}`");
+        state = state with { StopRequested = true, StopReason = state.StopReason ?? "stop requested" };
+        var runner = new DirectOrchestrationRunner();
+        ScaleGrowTasks.Activities(runner, steps);
+        var run = runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, state),
+            GrowthOrchestration.RunAsync);
+        await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);
+        var summary = await run ?? throw new InvalidOperationException($"run {runId} returned no summary");
+        return await ReportSummaryAsync(output, runId, summary, store, outDir, token, runner.ActivitySeconds);
     }
 
     private static RunSpec BuildSpec(string command, CommandLine cl)

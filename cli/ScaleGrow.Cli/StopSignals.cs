@@ -6,7 +6,8 @@ namespace ScaleGrow.Cli;
 /// Ctrl+C (SIGINT) and SIGTERM — what <c>kill</c> and a container platform scaling in send — while a run is watched:
 /// the first asks the run to stop gracefully (it fuses and reports the model it has within seconds); a second one
 /// ends the process at once. Every store write is atomic, so a process ended either way leaves the run resumable.
-/// Without this, SIGTERM started the host's shutdown, which waited for the running training step (minutes).
+/// The in-process engine's hosts also stop on these signals (their console lifetime), so RunCommand finishes such a
+/// run itself once the engine is down.
 /// </summary>
 public sealed class StopSignals : IDisposable
 {

@@ -209,6 +209,44 @@ public sealed record ModelRequest
         if (Downsamplings is not (2 or 3))
             throw new InvalidSpecException($"model: downsamplings must be 2 or 3, got {Downsamplings}");
         Architecture?.Validate();
+        if (given == 0) ValidateSeedSize();
+    }
+
+    // Bounds far above any model this tool trains, checked before a run is registered: a width of 1e9 or 100,000
+    // heads used to pass here and fail (or exhaust memory) inside InitializeRun, leaving a broken run behind (issue 16).
+    private const int MaxWidth = 8192, MaxLayersPerBlock = 64, MaxHeads = 256, MaxHeadDim = 1024, MaxLayers = 256;
+
+    private void ValidateSeedSize()
+    {
+        string family = Family!.Trim().ToLowerInvariant();
+        if (family is "vit" or "bert" or "decoder")
+        {
+            if (Heads is < 1 or > MaxHeads) throw new InvalidSpecException($"model: heads must be in 1..{MaxHeads}, got {Heads}");
+            if (HeadDim is < 1 or > MaxHeadDim)
+                throw new InvalidSpecException($"model: headDim must be in 1..{MaxHeadDim}, got {HeadDim}");
+            if (Layers is < 1 or > MaxLayers) throw new InvalidSpecException($"model: layers must be in 1..{MaxLayers}, got {Layers}");
+            if (PatchSize is < 1 or > 1024) throw new InvalidSpecException($"model: patchSize must be in 1..1024, got {PatchSize}");
+            if (!(MlpRatio > 0 && MlpRatio <= 64)) throw new InvalidSpecException($"model: mlpRatio must be in (0, 64], got {MlpRatio}");
+            return;
+        }
+        var cnnFamily = CnnSpec.ParseFamily(family); // one line naming the unknown family
+        if (StageWidths is { } widths)
+        {
+            if (widths.Length is not (3 or 4))
+                throw new InvalidSpecException($"model: stageWidths needs 3 or 4 widths (2 or 3 down-samplings), got {widths.Length}");
+            foreach (var w in widths)
+                if (w is < 1 or > MaxWidth)
+                    throw new InvalidSpecException($"model: stage widths must be in 1..{MaxWidth}, got {w}");
+        }
+        if (LayersPerBlock is { } layers)
+        {
+            int stages = StageWidths?.Length ?? CnnSpecs.DefaultWidths(cnnFamily, Downsamplings).Length;
+            if (layers.Length != stages)
+                throw new InvalidSpecException($"model: layersPerBlock has {layers.Length} entries for {stages} stages");
+            foreach (var n in layers)
+                if (n is < 0 or > MaxLayersPerBlock)
+                    throw new InvalidSpecException($"model: layers per block must be in 0..{MaxLayersPerBlock}, got {n}");
+        }
     }
 
     /// <summary>The run's starting architecture for data with the given shape and classes.</summary>

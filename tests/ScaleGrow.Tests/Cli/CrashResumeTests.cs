@@ -14,7 +14,7 @@ namespace ScaleGrow.Tests.Cli;
 [Collection(AzuriteCollection.Name)]
 public class CrashResumeTests(AzuriteFixture azurite)
 {
-    private static string CliDll()
+    internal static string CliDll()
     {
         // The CLI is built with the test project (project reference), in the same configuration.
         string configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}")

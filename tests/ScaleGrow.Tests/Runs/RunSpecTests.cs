@@ -87,6 +87,29 @@ public class RunSpecTests
             () => RunSpec.FromRequestJson("{not json", "request")).Message);
     }
 
+    /// <summary>
+    /// Model sizes a run cannot build are refused when the spec is read — before any host registers the run — not in
+    /// InitializeRun, where they used to fail (or exhaust memory) and leave a broken run in the list (issue 16).
+    /// </summary>
+    [Theory]
+    [InlineData("""{ "model": { "stageWidths": [0, 48, 64] } }""", "stage widths must be in 1..8192, got 0")]
+    [InlineData("""{ "model": { "stageWidths": [32, -4, 64] } }""", "got -4")]
+    [InlineData("""{ "model": { "stageWidths": [32, 1000000000, 64] } }""", "got 1000000000")]
+    [InlineData("""{ "model": { "stageWidths": [] } }""", "3 or 4 widths")]
+    [InlineData("""{ "model": { "stageWidths": [8, 8, 8, 8, 8, 8, 8, 8, 8] } }""", "got 9")]
+    [InlineData("""{ "model": { "family": "lenet" } }""", "unknown CNN family 'lenet'")]
+    [InlineData("""{ "model": { "layersPerBlock": [100000, 0, 0] } }""", "layers per block must be in 0..64")]
+    [InlineData("""{ "model": { "layersPerBlock": [1, 1] } }""", "2 entries for 3 stages")]
+    [InlineData("""{ "model": { "family": "vit", "heads": 100000 } }""", "heads must be in 1..256")]
+    [InlineData("""{ "model": { "family": "vit", "headDim": 0 } }""", "headDim")]
+    [InlineData("""{ "model": { "family": "vit", "layers": 100000 } }""", "layers must be in 1..256")]
+    public void ModelSizesThatCannotBeBuiltAreRefusedWhenTheSpecIsRead(string json, string mentions)
+    {
+        var e = Assert.ThrowsAny<ScaleGrowException>(() => RunSpec.FromJson(json, "spec.json"));
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains(mentions, e.Message);
+    }
+
     [Theory]
     [InlineData("""{"kind": "scale"}""", "scale section")]
     [InlineData("""{"kind": "scale", "model": {"family": "vit"}, "scale": {}}""", "pretrainEpochs > 0 or from")]
