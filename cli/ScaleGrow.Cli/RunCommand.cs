@@ -27,6 +27,7 @@ public static class RunCommand
         var cl = CommandLine.Parse(command, args, Options, ["json"]);
         var output = new Output(cl.Flag("json"));
         var spec = BuildSpec(command, cl);
+        CheckOutputFolder(cl.Get("out"));
         var (store, connection) = StoreOptions.Open(cl);
         var engineKind = StoreOptions.Engine(cl);
         string? runId = cl.Get("run-id");
@@ -87,10 +88,33 @@ public static class RunCommand
         }
     }
 
+    /// <summary>
+    /// <c>--out</c> must be a folder this process can write, checked before any training: an empty path, a file or an
+    /// unwritable place used to fail only after the whole run (issue 16).
+    /// </summary>
+    internal static void CheckOutputFolder(string? dir)
+    {
+        if (dir is null) return;
+        if (dir.Trim().Length == 0) throw new UsageException("--out: the path is empty");
+        if (File.Exists(dir)) throw new UsageException($"--out: '{dir}' is a file, not a folder");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            string probe = Path.Combine(dir, $".scalegrow-write-check-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new UsageException($"--out: cannot write to '{dir}': {e.Message.ReplaceLineEndings(" ")}");
+        }
+    }
+
     /// <summary>`runs resume ID`: continues a run from its last journaled state on a local engine, and watches it.</summary>
     public static async Task<int> ResumeAsync(string runId, CommandLine cl, Output output, IArtifactStore store,
         string? connection, EngineKind engineKind)
     {
+        CheckOutputFolder(cl.Get("out"));
         using var cts = new CancellationTokenSource();
         var progress = new ProgressView(output);
         var steps = new RunSteps(store) { Progress = progress };

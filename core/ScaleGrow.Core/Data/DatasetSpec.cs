@@ -59,7 +59,7 @@ public sealed record DatasetSpec(
         }
         Check(KnownNames.Contains(Name), $"unknown name '{Name}', expected one of {string.Join(", ", KnownNames)}");
         Check(Directory is null || Directory.Trim().Length > 0, "directory must not be empty");
-        Check(TrainLimit is null or >= 1, $"trainLimit must be positive, got {TrainLimit}");
+        Check(TrainLimit is null or >= 10, $"trainLimit must be at least 10 (images to train and to validate on), got {TrainLimit}");
         Check(TestLimit is null or >= 1, $"testLimit must be positive, got {TestLimit}");
         Check(ValidationFraction is >= 0 and <= 0.5,
             $"validationFraction must be in [0, 0.5], got {ValidationFraction}");

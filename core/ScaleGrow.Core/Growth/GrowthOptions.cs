@@ -41,12 +41,12 @@ public sealed record GrowthOptions
         {
             if (!ok) throw new InvalidSpecException("growth: " + message);
         }
-        Check(IntervalEpochs >= 1, $"intervalEpochs must be at least 1, got {IntervalEpochs}");
+        Check(IntervalEpochs is >= 1 and <= 10000, $"intervalEpochs must be in 1..10000, got {IntervalEpochs}");
         Check(!string.IsNullOrEmpty(Pattern) && Pattern.All(c => c is 'w' or 'd'),
             $"pattern must be a non-empty string of 'w' and 'd', got '{Pattern}'");
-        Check(MaxEpochs >= 1, $"maxEpochs must be at least 1, got {MaxEpochs}");
+        Check(MaxEpochs is >= 1 and <= 10000, $"maxEpochs must be in 1..10000, got {MaxEpochs}");
         Check(HeadDimStep is >= 0 and <= 4096, $"headDimStep must be in 0..4096, got {HeadDimStep}");
-        Check(FineTuneEpochs >= 0, $"fineTuneEpochs must be non-negative, got {FineTuneEpochs}");
+        Check(FineTuneEpochs is >= 0 and <= 10000, $"fineTuneEpochs must be in 0..10000, got {FineTuneEpochs}");
         Check(WidthFraction is > 0 and <= 1, $"widthFraction must be in (0, 1], got {WidthFraction}");
         Check(Init.Scale > 0 && double.IsFinite(Init.Scale), $"init scale must be positive, got {Init.Scale}");
         Stopping.Validate();

@@ -54,6 +54,7 @@ public sealed record RunSpec
             throw new InvalidSpecException($"run: maxIntervalSeconds must be in 1..86400, got {MaxIntervalSeconds}");
         Training.Validate();
         Growth.Validate();
+        Data.Validate(); // every host, the HTTP API included (it used to skip the data section)
         Quantization?.Validate();
         if (Kind == RunKind.Scale)
         {

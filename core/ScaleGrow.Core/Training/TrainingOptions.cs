@@ -51,16 +51,17 @@ public sealed record TrainingOptions
         {
             if (!ok) throw new InvalidSpecException("training: " + message);
         }
-        Check(LearningRate > 0 && double.IsFinite(LearningRate), $"learningRate must be positive, got {LearningRate}");
+        // Upper bounds far above any useful value: 1e30 or 1e308 used to pass and fail only once training diverged (issue 16).
+        Check(LearningRate is > 0 and <= 10, $"learningRate must be in (0, 10], got {LearningRate}");
         Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, "minLearningRate must be in [0, learningRate]");
         Check(Momentum is >= 0 and < 1, $"momentum must be in [0, 1), got {Momentum}");
-        Check(WeightDecay >= 0, $"weightDecay must be non-negative, got {WeightDecay}");
+        Check(WeightDecay is >= 0 and <= 1, $"weightDecay must be in [0, 1], got {WeightDecay}");
         Check(Beta1 is >= 0 and < 1 && Beta2 is >= 0 and < 1, "beta1 and beta2 must be in [0, 1)");
         Check(Epsilon > 0, "epsilon must be positive");
         Check(BatchSize is >= 1 and <= 65536, $"batchSize must be in 1..65536, got {BatchSize}");
         Check(EvalBatchSize is >= 1 and <= 65536, $"evalBatchSize must be in 1..65536, got {EvalBatchSize}");
         Check(LabelSmoothing is >= 0 and < 1, $"labelSmoothing must be in [0, 1), got {LabelSmoothing}");
-        Check(WarmupEpochs >= 0, $"warmupEpochs must be non-negative, got {WarmupEpochs}");
+        Check(WarmupEpochs is >= 0 and <= 10000, $"warmupEpochs must be in 0..10000, got {WarmupEpochs}");
         Check(NormRecalibrationBatches is >= 0 and <= 10000,
             $"normRecalibrationBatches must be in 0..10000, got {NormRecalibrationBatches}");
     }

@@ -38,6 +38,7 @@ public class StopSignalTests
             using var process = Process.Start(info)!;
             var stderr = new System.Text.StringBuilder();
             process.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+            string Stderr() { lock (stderr) return stderr.ToString(); } // appended to from another thread
             process.BeginErrorReadLine();
             var stdout = process.StandardOutput.ReadToEndAsync();
 
@@ -46,20 +47,20 @@ public class StopSignalTests
             while (!File.Exists(Path.Combine(storeDir, "runs", runId, "journal.json")) ||
                    (await new RunJournal(store, runId).EntriesAsync()).Count(e => (string?)e["kind"] == "growth") < 2)
             {
-                Assert.False(process.HasExited, $"the run ended before its second growth (exit {(process.HasExited ? process.ExitCode : 0)}): {stderr}");
+                Assert.False(process.HasExited, $"the run ended before its second growth (exit {(process.HasExited ? process.ExitCode : 0)}): {Stderr()}");
                 Assert.True(DateTime.UtcNow < deadline, "no second growth in three minutes");
                 await Task.Delay(100);
             }
             var signalled = Stopwatch.StartNew();
             Assert.Equal(0, Kill(process.Id, 15));
-            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(90)), $"still running 90 s after SIGTERM: {stderr}");
-            Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {stderr}");
+            Assert.True(process.WaitForExit(TimeSpan.FromSeconds(90)), $"still running 90 s after SIGTERM: {Stderr()}");
+            Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {Stderr()}");
             var result = JsonNode.Parse((await stdout).Trim().Split('\n')[^1])!;
             Assert.StartsWith("stop requested", (string?)result["stopReason"]);
             Assert.True((int)result["epochs"]! < 40, $"{result["epochs"]} epochs: the signal did not shorten the run");
             Assert.True(File.Exists(Path.Combine(outDir, "fused.safetensors")));
             Assert.True(File.Exists(Path.Combine(outDir, "report.json")));
-            Assert.Contains("SIGTERM", stderr.ToString());
+            Assert.Contains("SIGTERM", Stderr());
             Assert.True(signalled.Elapsed < TimeSpan.FromSeconds(90));
         }
         finally

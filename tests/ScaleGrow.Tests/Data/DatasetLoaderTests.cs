@@ -183,7 +183,7 @@ public sealed class DatasetLoaderTests : IDisposable
         { new DatasetSpec { Name = "imagenet" }, "unknown name 'imagenet'" },
         { new DatasetSpec { ValidationFraction = 0.6 }, "validationFraction must be in [0, 0.5], got 0.6" },
         { new DatasetSpec { ValidationFraction = -0.1 }, "validationFraction must be in [0, 0.5], got -0.1" },
-        { new DatasetSpec { TrainLimit = -5 }, "trainLimit must be positive, got -5" },
+        { new DatasetSpec { TrainLimit = -5 }, "trainLimit must be at least 10 (images to train and to validate on), got -5" },
         { new DatasetSpec { TestLimit = 0 }, "testLimit must be positive, got 0" },
         { new DatasetSpec { CoarseLabels = true }, "coarseLabels applies to cifar100 only" },
         { new DatasetSpec { Augment = new AugmentSpec { CropPadding = -1 } }, "augment.cropPadding must be in 0..16" },

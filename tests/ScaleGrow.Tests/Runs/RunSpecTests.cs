@@ -103,6 +103,10 @@ public class RunSpecTests
     [InlineData("""{ "model": { "family": "vit", "heads": 100000 } }""", "heads must be in 1..256")]
     [InlineData("""{ "model": { "family": "vit", "headDim": 0 } }""", "headDim")]
     [InlineData("""{ "model": { "family": "vit", "layers": 100000 } }""", "layers must be in 1..256")]
+    [InlineData("""{ "training": { "learningRate": 1e30 } }""", "learningRate must be in (0, 10], got 1E+30")]
+    [InlineData("""{ "training": { "weightDecay": 1e308 } }""", "weightDecay must be in [0, 1]")]
+    [InlineData("""{ "growth": { "maxEpochs": 1000000000 } }""", "maxEpochs must be in 1..10000")]
+    [InlineData("""{ "data": { "trainLimit": 1 } }""", "trainLimit must be at least 10")]
     public void ModelSizesThatCannotBeBuiltAreRefusedWhenTheSpecIsRead(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() => RunSpec.FromJson(json, "spec.json"));

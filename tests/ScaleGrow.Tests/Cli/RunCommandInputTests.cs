@@ -1,0 +1,42 @@
+using ScaleGrow.Cli;
+
+namespace ScaleGrow.Tests.Cli;
+
+/// <summary>
+/// `grow` refuses an output location it cannot write before anything runs or is registered: an empty path, a file,
+/// a place no one can write. These used to fail only after the whole run (issue 16).
+/// </summary>
+public class RunCommandInputTests
+{
+    public static TheoryData<string, string> BadOutputs() => new()
+    {
+        { "", "the path is empty" },
+        { "FILE", "is a file, not a folder" },
+        { "/proc/scalegrow-out", "cannot write to '/proc/scalegrow-out'" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadOutputs))]
+    public async Task AnOutputFolderThatCannotBeWrittenIsRefusedBeforeTheRunStarts(string outDir, string mentions)
+    {
+        var dir = Directory.CreateTempSubdirectory("scalegrow-out-");
+        try
+        {
+            string store = Path.Combine(dir.FullName, "store");
+            if (outDir == "FILE")
+            {
+                outDir = Path.Combine(dir.FullName, "a-file");
+                File.WriteAllText(outDir, "not a folder");
+            }
+            var e = await Assert.ThrowsAsync<UsageException>(() =>
+                Commands.RunAsync("grow", ["--preset", "tiny", "--store", store, "--run-id", "out-check", "--out", outDir]));
+            Assert.Contains(mentions, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.False(Directory.Exists(Path.Combine(store, "runs", "out-check")), "the run was registered");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+}
