@@ -9,15 +9,18 @@ namespace ScaleGrow;
 /// convolutions wrongly with its vector JIT kernels. Probe: 1,840 conv2d shapes (batch 1–32, 1–32 channels in, 5–32
 /// out, 3–28 pixels, 1×1 and 3×3, dense and depthwise), float32 against a float64 reference that does not use oneDNN:
 /// <list type="bullet">
-/// <item>oneDNN's own choice (AVX-512): forward right, but 29–39 shapes with NaN or infinite input gradients, a
-/// different set every run — training diverges at random, ~30 tests failed in every suite run;</item>
+/// <item>oneDNN's own choice (AVX-512): forward right, but input gradients wrong — 216 shapes finite but off by 15–19
+/// (measured against float64 gradients), and 29–54 more NaN or infinite, a different set every run: training
+/// diverged at random, ~30 tests failed in every suite run, and every CNN trained here learned from partly wrong
+/// gradients;</item>
 /// <item>capped at AVX2, AVX2_VNNI or AVX: 80 shapes with a wrong forward result (errors of 15–25 on outputs of that
 /// size; every 12-channel input), and still 6–10 with bad gradients; AVX512_CORE_VNNI: 14 bad gradients;</item>
-/// <item>capped at SSE4.1: 0 wrong and 0 non-finite in 5 runs, for a 20-step VGG training workload 7.0–8.0 s
-/// against 6.6 s uncapped; oneDNN switched off altogether (ATen's im2col path): also right, but 16.3–16.5 s.</item>
+/// <item>capped at SSE4.1: 0 wrong and 0 non-finite in every run, forward and backward; a 20-step VGG workload
+/// 1.1–2.1× the uncapped time, and real CNN epochs about 2× (quick preset: 70 s against 33–38 s); oneDNN switched
+/// off altogether (ATen's im2col path): also right, but slower still (2.5×).</item>
 /// </list>
 /// So this caps oneDNN at SSE4.1 (<c>ONEDNN_MAX_CPU_ISA=SSE41</c>) on AMD CPUs with AVX-512. Zen 4 is included
-/// unmeasured: a few percent of speed is a better bet than silently wrong gradients.
+/// unmeasured: speed is a better thing to lose than correct gradients.
 /// <para>
 /// oneDNN reads the variable once, at its first primitive, from the native environment — .NET's
 /// <see cref="Environment.SetEnvironmentVariable(string, string)"/> does not reach that on Linux, so this calls libc's
