@@ -1,0 +1,1 @@
+grow --preset quick --seed 2

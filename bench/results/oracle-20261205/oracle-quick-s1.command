@@ -1,0 +1,1 @@
+train --spec bench/work/oracle-quick-s1.json --seed 1

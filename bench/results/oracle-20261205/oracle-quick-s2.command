@@ -1,0 +1,1 @@
+train --spec bench/work/oracle-quick-s2.json --seed 2
