@@ -200,8 +200,8 @@ public static class GrowthOrchestration
     private static GrowthRunState EnterFineTune(GrowthRunState state, string reason)
     {
         var g = state.Settings.Growth;
-        // A stop request skips fine-tuning; otherwise M epochs follow, decaying from the current rate (docs/growth.md).
-        int epochs = state.StopRequested ? 0 : g.FineTuneEpochs;
+        // M epochs follow, decaying from the current rate (docs/growth.md); a stop never gets here (see Stopped).
+        int epochs = g.FineTuneEpochs;
         int start = state.Position.Epoch;
         double current = state.Schedule.For(1).At(start);
         return state with
