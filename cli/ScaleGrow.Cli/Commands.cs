@@ -41,7 +41,7 @@ public static class Commands
                     [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
           quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--out DIR]
                     [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
-          runs      list | show ID | stop ID | resume ID | delete ID [--artifacts] [--store ...] [--engine ...]
+          runs      list | show ID | stop ID | resume ID | delete ID [--store ...] [--engine ...]
           scale     --model CKPT|HF_DIR --depth 2x|--layers N [--mapping ...] [--adapter ...] --out DIR
                                               ScaleNet: a deeper model sharing weights, with per-layer adapters
           presets                              list the presets

@@ -105,7 +105,12 @@ public sealed class LocalEngine : IAsyncDisposable
         var worker = workerBuilder.Build();
         await worker.StartAsync(cancellationToken);
         var client = worker.Services.GetRequiredService<DurableTaskClient>();
-        return new LocalEngine(client, new HostDisposer(worker), new HostDisposer(sidecar), new ChannelDisposer(channel));
+        // Client only: the sidecar never started the orchestration service (no worker connected), and stopping the
+        // sidecar stops that service anyway, which throws a NullReferenceException on a thread of its own and aborts
+        // the process (exit 134 after `runs stop`/`runs delete`, issue 16). Nothing runs there, so it is disposed
+        // without the stop.
+        IAsyncDisposable sidecarDisposer = withWorker ? new HostDisposer(sidecar) : sidecar;
+        return new LocalEngine(client, new HostDisposer(worker), sidecarDisposer, new ChannelDisposer(channel));
     }
 
     private int _disposed;

@@ -30,8 +30,7 @@ public static class RunCommand
         CheckOutputFolder(cl.Get("out"));
         var (store, connection) = StoreOptions.Open(cl);
         var engineKind = StoreOptions.Engine(cl);
-        string? runId = cl.Get("run-id");
-        if (runId is not null) RunPaths.ValidateRunId(runId);
+        string runId = RunPaths.ValidateRunId(cl.Get("run-id") ?? RunsService.NewRunId(spec));
 
         using var cts = new CancellationTokenSource();
         var progress = new ProgressView(output);
@@ -39,11 +38,14 @@ public static class RunCommand
         await using var engine = engineKind == EngineKind.Direct ? null : await LocalEngine.StartAsync(engineKind, steps,
             connection, cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, cts.Token);
         var runs = engine is null ? null : new RunsService(engine.Client, store);
+        // This process executes the run from here on: a second process asking to (a `runs resume`, the same
+        // `grow --run-id` twice) is refused instead of running every step again (issue 16).
+        await using var lease = await RunLease.AcquireAsync(store, runId, cts.Token);
 
         if (engineKind == EngineKind.Direct)
             return await RunDirectAsync(output, spec, runId, store, steps, progress, cl.Get("out"), cts.Token);
         string instanceId;
-        if (runId is not null && await engine!.Client.GetInstanceAsync(runId, cts.Token) is { IsCompleted: false })
+        if (cl.Get("run-id") is not null && await engine!.Client.GetInstanceAsync(runId, cts.Token) is { IsCompleted: false })
         {
             instanceId = runId; // a run whose history survived in the engine's store: it continues by itself
             output.Human.MarkupLine($"[yellow]run {runId} is already in progress; continuing to watch it[/]");
@@ -60,10 +62,11 @@ public static class RunCommand
     /// <c>--engine direct</c>: the same orchestration code with no engine (activities called in process), for
     /// measuring what the engines cost and for one-off runs; not crash-durable.
     /// </summary>
-    private static async Task<int> RunDirectAsync(Output output, RunSpec spec, string? runId, IArtifactStore store,
+    private static async Task<int> RunDirectAsync(Output output, RunSpec spec, string runId, IArtifactStore store,
         RunSteps steps, ProgressView progress, string? outDir, CancellationToken token)
     {
-        runId ??= RunsService.NewRunId(spec);
+        if (await new RunCatalog(store).GetAsync(runId, token) is { } existing)
+            throw new RunExistsException(runId, existing.Status == "completed");
         await RunSteps.SubmitAsync(store, runId, spec, token);
         var runner = new DirectOrchestrationRunner();
         ScaleGrowTasks.Activities(runner, steps);
@@ -79,7 +82,7 @@ public static class RunCommand
             var run = runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, null),
                 GrowthOrchestration.RunAsync);
             await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);
-            var summary = await run ?? throw new InvalidOperationException($"run {runId} returned no summary");
+            var summary = await run ?? throw Deleted(runId);
             return await ReportSummaryAsync(output, runId, summary, store, outDir, token, runner.ActivitySeconds);
         }
         catch (TaskFailedException e) when (e.FailureDetails.IsCausedBy<ScaleGrowException>())
@@ -121,7 +124,10 @@ public static class RunCommand
         await using var engine = await LocalEngine.StartAsync(engineKind, steps, connection,
             cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, cts.Token);
         var runs = new RunsService(engine.Client, store);
-        if (await new RunCatalog(store).GetAsync(runId, cts.Token) is null) throw new RunNotFoundException(runId);
+        var listing = await new RunCatalog(store).GetAsync(runId, cts.Token) ?? throw new RunNotFoundException(runId);
+        if (listing.Status == "completed")
+            throw new RunExistsException(runId, completed: true); // resuming it would redo its end and overwrite it
+        await using var lease = await RunLease.AcquireAsync(store, runId, cts.Token);
         string instanceId;
         if (engineKind == EngineKind.AzureStorage && await engine.Client.GetInstanceAsync(runId, cts.Token) is not null)
         {
@@ -180,9 +186,13 @@ public static class RunCommand
         var run = runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, state),
             GrowthOrchestration.RunAsync);
         await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);
-        var summary = await run ?? throw new InvalidOperationException($"run {runId} returned no summary");
+        var summary = await run ?? throw Deleted(runId);
         return await ReportSummaryAsync(output, runId, summary, store, outDir, token, runner.ActivitySeconds);
     }
+
+    /// <summary>A run ends with no summary only when `runs delete` removed it while it ran.</summary>
+    private static ScaleGrowException Deleted(string runId) =>
+        new($"run {runId} was deleted (`scalegrow runs delete {runId}`) while it ran; none of its files are kept");
 
     private static RunSpec BuildSpec(string command, CommandLine cl)
     {
@@ -224,8 +234,8 @@ public static class RunCommand
             throw userError ? new ScaleGrowException($"run {runId} failed: {why.ReplaceLineEndings(" ")}")
                 : new InvalidOperationException($"run {runId} {metadata.RuntimeStatus.ToString().ToLowerInvariant()}: {why}");
         }
-        return await ReportSummaryAsync(output, runId, metadata.ReadOutputAs<RunSummary>()!, store, outDir,
-            cancellationToken, null);
+        return await ReportSummaryAsync(output, runId, metadata.ReadOutputAs<RunSummary>() ?? throw Deleted(runId),
+            store, outDir, cancellationToken, null);
     }
 
     private static async Task<int> ReportSummaryAsync(Output output, string runId, RunSummary summary,

@@ -12,8 +12,9 @@ namespace ScaleGrow.Cli;
 /// <c>runs list | show ID | stop ID | resume ID | delete ID</c> against a store. With <c>--engine azure-storage</c>
 /// the engine's own records are used (runs survive processes there); with the default in-process engine a run lives
 /// in the store alone: its journal and report say how far it got, <c>stop</c> sets its control flag (a
-/// <c>scalegrow grow</c> still running picks that up within seconds), and <c>resume</c> continues it here from its
-/// last journaled state.
+/// <c>scalegrow grow</c> still running picks that up within seconds), <c>resume</c> continues it here from its
+/// last journaled state, and <c>delete</c> stops a process still running it, waits for it to let go, and removes
+/// the run with all its files.
 /// </summary>
 public static class RunsCommand
 {
@@ -23,7 +24,7 @@ public static class RunsCommand
         string verb = args[0];
         int positionals = verb == "list" ? 0 : 1;
         var cl = CommandLine.Parse($"runs {verb}", args[1..], ["store", "engine", "task-hub", "out", "page-size"],
-            ["json", "artifacts"], positionals);
+            ["json"], positionals);
         if (cl.Positionals.Count != positionals)
             throw new UsageException($"runs {verb}: expected {(positionals == 0 ? "no run id" : "a run id")}");
         var output = new Output(cl.Flag("json"));
@@ -59,7 +60,13 @@ public static class RunsCommand
             }
             case "stop":
             {
-                if (await catalog.GetAsync(runId!) is null) throw new RunNotFoundException(runId!);
+                var listing = await catalog.GetAsync(runId!) ?? throw new RunNotFoundException(runId!);
+                if (listing.Status == "completed")
+                {
+                    output.Human.MarkupLine($"run {runId} has already completed; nothing to stop");
+                    output.Result(new JsonObject { ["runId"] = runId, ["stopping"] = false, ["status"] = listing.Status });
+                    return 0;
+                }
                 if (engineKind == EngineKind.AzureStorage)
                 {
                     await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
@@ -76,19 +83,20 @@ public static class RunsCommand
             }
             case "delete":
             {
-                if (await catalog.GetAsync(runId!) is null) throw new RunNotFoundException(runId!);
+                int? files;
                 if (engineKind == EngineKind.AzureStorage)
                 {
                     await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
                         cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
-                    await new RunsService(engine.Client, store).DeleteAsync(runId!, cl.Flag("artifacts"));
+                    files = await new RunsService(engine.Client, store).DeleteAsync(runId!);
                 }
                 else
                 {
-                    await catalog.DeleteAsync(runId!, cl.Flag("artifacts"));
+                    files = await catalog.GetAsync(runId!) is null ? null : await catalog.DeleteAsync(runId!);
                 }
-                output.Human.MarkupLine($"deleted {runId}{(cl.Flag("artifacts") ? " and its artifacts" : "")}");
-                output.Result(new JsonObject { ["runId"] = runId, ["deleted"] = true, ["artifactsDeleted"] = cl.Flag("artifacts") });
+                if (files is null) throw new RunNotFoundException(runId!);
+                output.Human.MarkupLine($"deleted {runId} and its {files} files");
+                output.Result(new JsonObject { ["runId"] = runId, ["deleted"] = true, ["files"] = files });
                 return 0;
             }
             case "resume":

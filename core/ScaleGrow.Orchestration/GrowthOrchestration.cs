@@ -47,6 +47,9 @@ public static class GrowthOrchestration
                     break;
                 case RunPhase.Finalize:
                     return await FinalizeAsync(context, state);
+                case RunPhase.Deleted:
+                    return null; // the files are being removed: end without writing anything
+
                 default:
                     throw new InvalidOperationException($"run {state.RunId}: unexpected phase {state.Phase}");
             }
@@ -101,6 +104,7 @@ public static class GrowthOrchestration
                 LastValidationAccuracy = result.Epochs.Count > 0 ? result.Epochs[^1].ValidationAccuracy
                     : state.LastValidationAccuracy,
             };
+            if (result.DeleteRequested) return state with { Phase = RunPhase.Deleted };
             if (result.StopRequested && !state.StopRequested) state = RequestStop(state, "stop requested");
             if (state.StopRequested) return Stopped(state);
             if (state.Position.Batch != 0) return state; // split interval: keep training

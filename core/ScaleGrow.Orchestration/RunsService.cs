@@ -95,41 +95,66 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
     /// </summary>
     public async Task<string> ResumeAsync(string runId, CancellationToken cancellationToken = default)
     {
+        // The instance record's version, read before the status: two resumes racing both see "failed", but only the
+        // first may replace the record, so only one new instance starts (issue 16: both used to run every step).
+        string? instanceETag = (await store.GetInfoAsync(InstancePath(runId), cancellationToken))?.ETag;
         var view = await GetAsync(runId, withHistory: false, cancellationToken)
                    ?? throw new RunNotFoundException(runId);
         if (view.RuntimeStatus is not ("Failed" or "Terminated"))
             throw new InvalidSpecException($"run '{runId}' is {view.RuntimeStatus.ToLowerInvariant()}; only failed or terminated runs can be resumed");
-        return await ContinueAsync(runId, await LastStateAsync(runId, cancellationToken), cancellationToken);
+        return await ContinueAsync(runId, await LastStateAsync(runId, cancellationToken), cancellationToken,
+            instanceETag);
     }
 
     /// <summary>
     /// Starts a new instance of a run from a journaled state (null: from the start — InitializeRun rewrites step 0).
     /// </summary>
+    /// <param name="instanceETag">When given, the version of <c>instance.json</c> the caller decided on: the new
+    /// instance is recorded only if it is still that one, else <see cref="RunResumeConflictException"/>.</param>
     public async Task<string> ContinueAsync(string runId, GrowthRunState? state,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, string? instanceETag = null)
     {
         int n = 1;
         string instanceId;
         do instanceId = $"{runId}.r{n++}";
         while (await client.GetInstanceAsync(instanceId, cancellationToken) is not null);
+        try
+        {
+            await SetInstanceAsync(runId, instanceId, cancellationToken, instanceETag);
+        }
+        catch (ArtifactConflictException)
+        {
+            throw new RunResumeConflictException(runId);
+        }
         await WriteControlAsync(runId, stop: false, delete: false, cancellationToken);
-        await SetInstanceAsync(runId, instanceId, cancellationToken);
         await client.ScheduleNewOrchestrationInstanceAsync(TaskNames.GrowthRun, new GrowthRunInput(runId, state),
             new StartOrchestrationOptions(instanceId), cancellationToken);
         return instanceId;
     }
 
-    /// <summary>Terminates a run and purges its history; its artifacts stay unless <paramref name="artifacts"/>.</summary>
-    public async Task<bool> DeleteAsync(string runId, bool artifacts, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Deletes a run: stops it (control flag, then termination of every instance), purges its engine history, waits
+    /// until no process holds it and removes all its files (<see cref="RunCatalog.DeleteAsync"/>). Returns the number
+    /// of files removed, or null when neither the engine nor the store knows the run.
+    /// </summary>
+    public async Task<int?> DeleteAsync(string runId, TimeSpan? waitForHolder = null,
+        CancellationToken cancellationToken = default)
     {
-        var view = await GetAsync(runId, withHistory: false, cancellationToken);
-        if (view is null) return false;
+        RunPaths.ValidateRunId(runId);
+        var catalog = new RunCatalog(store);
+        bool inStore = await catalog.GetAsync(runId, cancellationToken) is not null;
+        if (!inStore && await client.GetInstanceAsync(runId, cancellationToken) is null) return null;
+        // The flag first: a training step running anywhere halts between batches and writes nothing more.
         await WriteControlAsync(runId, stop: true, delete: true, cancellationToken);
         for (int n = 0; ; n++)
         {
             string id = n == 0 ? runId : $"{runId}.r{n}";
             var m = await client.GetInstanceAsync(id, cancellationToken);
-            if (m is null) break;
+            if (m is null)
+            {
+                if (n == 0) continue; // a run whose first instance was purged may still have resumed instances
+                break;
+            }
             if (!m.IsCompleted) await client.TerminateInstanceAsync(id, "deleted", cancellationToken);
             for (int wait = 0; wait < 50; wait++)
             {
@@ -139,10 +164,7 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
             }
             await client.PurgeInstanceAsync(id, cancellationToken);
         }
-        if (artifacts)
-            await foreach (var info in store.ListAsync($"{RunPaths.Container}/{runId}/", cancellationToken))
-                await store.DeleteAsync(info.Path, cancellationToken);
-        return true;
+        return await catalog.DeleteAsync(runId, waitForHolder, cancellationToken);
     }
 
     public async Task<GrowthRunState?> LastStateAsync(string runId, CancellationToken cancellationToken)
@@ -177,14 +199,17 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
         return $"{prefix}-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Random.Shared.Next(0x1000, 0xffff):x4}";
     }
 
-    private async Task SetInstanceAsync(string runId, string instanceId, CancellationToken cancellationToken) =>
-        await store.WriteAsync($"{RunPaths.Container}/{runId}/instance.json",
-            Encoding.UTF8.GetBytes(new JsonObject { ["instanceId"] = instanceId }.ToJsonString()), null,
-            cancellationToken);
+    private static string InstancePath(string runId) => $"{RunPaths.Container}/{runId}/instance.json";
+
+    private async Task SetInstanceAsync(string runId, string instanceId, CancellationToken cancellationToken,
+        string? expectedETag = null) =>
+        await store.WriteAsync(InstancePath(runId),
+            Encoding.UTF8.GetBytes(new JsonObject { ["instanceId"] = instanceId }.ToJsonString()),
+            expectedETag is null ? null : ArtifactWriteOptions.IfMatch(expectedETag), cancellationToken);
 
     private async Task<string?> InstanceOfAsync(string runId, CancellationToken cancellationToken)
     {
-        string path = $"{RunPaths.Container}/{runId}/instance.json";
+        string path = InstancePath(runId);
         if (await store.GetInfoAsync(path, cancellationToken) is null) return null;
         return (string?)JsonNode.Parse(await store.ReadAllBytesAsync(path, cancellationToken))?["instanceId"];
     }
@@ -199,6 +224,10 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
 public sealed class RunExistsException(string runId, bool completed) : ScaleGrowException(completed
     ? $"run '{runId}' already completed and its results are kept; choose another run id, or delete it first (`scalegrow runs delete {runId}`)"
     : $"run '{runId}' already exists and has not completed; continue it with `scalegrow runs resume {runId}`, or delete it first");
+
+/// <summary>Another request resumed the run first (HTTP 409).</summary>
+public sealed class RunResumeConflictException(string runId) : ScaleGrowException(
+    $"run '{runId}' was resumed by another request at the same time; watch that one (`scalegrow runs show {runId}`)");
 
 /// <summary>The run does not exist (HTTP 404).</summary>
 public sealed class RunNotFoundException(string runId) : ScaleGrowException($"run '{runId}' not found");

@@ -11,7 +11,7 @@ namespace ScaleGrow.Functions;
 
 /// <summary>
 /// HTTP API for runs (authorization level Function). Thin: parse, call <see cref="RunsService"/>, map errors —
-/// <see cref="ScaleGrowException"/> to 400 with its one-line message, an unknown run to 404, an existing run id to 409.
+/// <see cref="ScaleGrowException"/> to 400 with its one-line message, an unknown run to 404, an existing run id or a run another process holds to 409.
 /// </summary>
 public sealed class RunsApi(IArtifactStore store)
 {
@@ -91,10 +91,8 @@ public sealed class RunsApi(IArtifactStore store)
     {
         return await Guard(async () =>
         {
-            bool artifacts = request.Query.TryGetValue("artifacts", out var a) && a == "true";
-            return await new RunsService(client, store).DeleteAsync(id, artifacts, request.HttpContext.RequestAborted)
-                ? new OkObjectResult(new { runId = id, deleted = true, artifactsDeleted = artifacts })
-                : NotFound(id);
+            int? files = await new RunsService(client, store).DeleteAsync(id, null, request.HttpContext.RequestAborted);
+            return files is { } n ? new OkObjectResult(new { runId = id, deleted = true, files = n }) : NotFound(id);
         });
     }
 
@@ -108,7 +106,7 @@ public sealed class RunsApi(IArtifactStore store)
         {
             return new NotFoundObjectResult(new { error = e.Message });
         }
-        catch (RunExistsException e)
+        catch (Exception e) when (e is RunExistsException or RunBusyException or RunResumeConflictException)
         {
             return new ConflictObjectResult(new { error = e.Message });
         }

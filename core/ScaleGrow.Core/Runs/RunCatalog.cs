@@ -10,7 +10,7 @@ public sealed record RunListing(string RunId, string Status, string? Arch, int E
 
 /// <summary>
 /// Runs as the artifact store knows them (no engine needed): which exist, how far they got (journal), whether they
-/// finished (report). Also sets control flags and deletes artifacts.
+/// finished (report). Also sets control flags and deletes runs.
 /// </summary>
 public sealed class RunCatalog(IArtifactStore store)
 {
@@ -59,13 +59,37 @@ public sealed class RunCatalog(IArtifactStore store)
     public Task RequestStopAsync(string runId, CancellationToken cancellationToken = default) =>
         WriteControlAsync(store, runId, stop: true, delete: false, cancellationToken);
 
-    public async Task DeleteAsync(string runId, bool artifacts, CancellationToken cancellationToken = default)
+    /// <summary>How long <see cref="DeleteAsync"/> waits for a process executing the run to let go of it.</summary>
+    public static readonly TimeSpan DefaultDeleteWait = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// Deletes a run and every file it has. A process still executing it is asked to stop at once (the control flag:
+    /// its training step halts between batches and the run ends without fusing or reporting); the delete waits until
+    /// no live process holds the run's <see cref="RunLease"/>, so that nothing is written after the files are gone
+    /// (a deleted run used to go on writing steps, issue 16). The spec goes last, so an interrupted delete leaves a
+    /// listed run that can be deleted again. Returns how many files were removed.
+    /// </summary>
+    /// <exception cref="RunBusyException">The holder did not let go within <paramref name="waitForHolder"/>; nothing
+    /// was deleted.</exception>
+    public async Task<int> DeleteAsync(string runId, TimeSpan? waitForHolder = null,
+        CancellationToken cancellationToken = default)
     {
         await WriteControlAsync(store, runId, stop: true, delete: true, cancellationToken);
-        if (!artifacts) return;
+        var wait = waitForHolder ?? DefaultDeleteWait;
+        var deadline = DateTime.UtcNow + wait;
+        while (await RunLease.LiveHolderAsync(store, runId, cancellationToken) is { } holder)
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new RunBusyException(runId, holder, $"it did not stop within {wait.TotalSeconds:0} s of the " +
+                                                          "delete request, so nothing was deleted; it stops at its next training batch: run the delete again then");
+            await Task.Delay(250, cancellationToken);
+        }
         var paths = new List<string>();
         await foreach (var info in store.ListAsync($"{RunPaths.Container}/{runId}/", cancellationToken)) paths.Add(info.Path);
-        foreach (var path in paths) await store.DeleteAsync(path, cancellationToken);
+        string spec = RunPaths.Spec(runId);
+        foreach (var path in paths.Where(p => p != spec).Append(spec))
+            await store.DeleteAsync(path, cancellationToken);
+        return paths.Count;
     }
 
     public static Task WriteControlAsync(IArtifactStore store, string runId, bool stop, bool delete,

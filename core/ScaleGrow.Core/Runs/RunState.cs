@@ -11,6 +11,8 @@ public enum RunPhase
     [JsonStringEnumMemberName("fine-tune")] FineTune,
     [JsonStringEnumMemberName("finalize")] Finalize,
     [JsonStringEnumMemberName("done")] Done,
+    /// <summary>`runs delete` asked the run to end at once: no fuse, no report, nothing more written.</summary>
+    [JsonStringEnumMemberName("deleted")] Deleted,
 }
 
 /// <summary>
@@ -91,6 +93,7 @@ public static class RunPaths
     public static string Spec(string runId) => $"{Container}/{runId}/spec.json";
     public static string Journal(string runId) => $"{Container}/{runId}/journal.json";
     public static string Control(string runId) => $"{Container}/{runId}/control.json";
+    public static string Lease(string runId) => $"{Container}/{runId}/lease.json";
     public static string StepModel(string runId, int step) => $"{Container}/{runId}/steps/{step:00000}/model.safetensors";
     public static string StepOptimizer(string runId, int step) => $"{Container}/{runId}/steps/{step:00000}/optim.safetensors";
     public static string Final(string runId, string name) => $"{Container}/{runId}/final/{name}";

@@ -102,6 +102,9 @@ public sealed partial class RunSteps
                 position = new TrainingPosition(epoch + 1, 0);
                 if (stop || delete || clock.Elapsed.TotalSeconds > input.MaxSeconds) break;
             }
+            // A run being deleted keeps nothing: writing a step now would put files back after `runs delete` removed
+            // them (issue 16). The orchestration ends on the flag.
+            if (delete) return new TrainIntervalResult(input.Checkpoint, input.Position, [], stop, DeleteRequested: true);
             var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
                 RunPaths.StepOptimizer(input.RunId, input.Step));
             await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, Carried(metadata)), null, cancellationToken);

@@ -138,7 +138,29 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
         File.Delete(file);
         // Content first: a crash in between leaves a sidecar whose keys match no future version (stamps only grow).
         TryDelete(MetaFile(file));
+        PruneEmptyFolders(Path.GetDirectoryName(file)!, path);
         return true;
+    }
+
+    // Folders exist only to hold artifacts: deleting a run's last file used to leave a tree of empty folders behind
+    // (issue 16). Stops at the container folder and at the first folder that is not empty; a writer that loses its
+    // freshly made folder to this makes it again (see WriteCoreAsync).
+    private void PruneEmptyFolders(string folder, string path)
+    {
+        string container = Path.Combine(_root, ArtifactPath.SplitPrefix(path).Container);
+        for (string? f = folder; f is not null && f.Length > container.Length && f.StartsWith(container, StringComparison.Ordinal);
+             f = Path.GetDirectoryName(f))
+        {
+            try
+            {
+                if (Directory.EnumerateFileSystemEntries(f).Any()) return;
+                Directory.Delete(f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return; // filled again meanwhile, or not ours to remove
+            }
+        }
     }
 
     public async IAsyncEnumerable<ArtifactInfo> ListAsync(string prefix,
@@ -231,14 +253,26 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
         var condition = options.Condition ?? ArtifactCondition.None;
         // Fail early, before writing megabytes, when the condition already fails; it is checked again under the lock.
         CheckCondition(path, condition, Stat(target));
-        string folder = PrepareFolder(path, target);
-
-        string temp = Path.Combine(folder, TempPrefix + Guid.NewGuid().ToString("N") + "." + Path.GetFileName(target));
+        string temp = "";
         try
         {
             // Unbuffered, so every byte is written before the stamp is set (a later write would move the time).
-            var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0,
-                FileOptions.Asynchronous);
+            FileStream file;
+            for (int attempt = 0; ; attempt++)
+            {
+                string folder = PrepareFolder(path, target);
+                temp = Path.Combine(folder, TempPrefix + Guid.NewGuid().ToString("N") + "." + Path.GetFileName(target));
+                try
+                {
+                    file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 0,
+                        FileOptions.Asynchronous);
+                    break;
+                }
+                catch (DirectoryNotFoundException) when (attempt < 3)
+                {
+                    // A delete of the folder's last artifact removed the folder we just made: make it again.
+                }
+            }
             await using (file.ConfigureAwait(false))
             {
                 await writeContent(file, cancellationToken).ConfigureAwait(false);
@@ -261,7 +295,7 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
         }
         finally
         {
-            TryDelete(temp);
+            if (temp.Length > 0) TryDelete(temp);
         }
     }
 

@@ -108,10 +108,10 @@ public class RunsApiTests(AzuriteFixture azurite)
         var done = Body(await api.Get(Request("GET", $"/api/runs/{id}"), client, id));
         Assert.StartsWith("stop requested", done.GetProperty("summary").GetProperty("stopReason").GetString());
 
-        // DELETE /api/runs/{id}: purged from the engine, artifacts kept unless asked.
+        // DELETE /api/runs/{id}: purged from the engine and every file removed (a delete used to keep them all).
         Assert.Equal(200, Status(await api.Delete(Request("DELETE", $"/api/runs/{id}"), client, id)));
         Assert.Null(await client.GetInstanceAsync(id));
-        Assert.NotNull(await store.GetInfoAsync(RunPaths.Spec(id)));
+        await foreach (var left in store.ListAsync($"runs/{id}/")) Assert.Fail($"{left.Path} was left behind");
         Assert.Equal(404, Status(await api.Delete(Request("DELETE", $"/api/runs/{id}"), client, id)));
         Assert.Equal(400, Status(await api.Delete(Request("DELETE", "/api/runs/x"), client, "../x")));
     }

@@ -158,4 +158,39 @@ public sealed class LocalFolderArtifactStoreTests : ArtifactStoreContractTests
         var e = Assert.Throws<InvalidSpecException>(() => new LocalFolderArtifactStore(file));
         Assert.Contains(file, e.Message);
     }
+
+    [Fact]
+    public async Task DeletingTheLastArtifactOfAFolderRemovesTheEmptyFoldersButNotTheContainer()
+    {
+        await Store.WriteAsync(P("runs/r/steps/00001/model.bin"), new byte[] { 1 });
+        await Store.WriteAsync(P("runs/r/spec.json"), new byte[] { 2 });
+        await Store.WriteAsync(P("runs/other/spec.json"), new byte[] { 3 });
+
+        await Store.DeleteAsync(P("runs/r/steps/00001/model.bin"));
+        Assert.False(Directory.Exists(FileOf("runs/r/steps")));   // empty folders used to stay behind (issue 16)
+        Assert.True(Directory.Exists(FileOf("runs/r")));           // still holds spec.json
+        await Store.DeleteAsync(P("runs/r/spec.json"));
+        Assert.False(Directory.Exists(FileOf("runs/r")));
+        Assert.True(File.Exists(FileOf("runs/other/spec.json")));
+        await Store.DeleteAsync(P("runs/other/spec.json"));
+        Assert.True(Directory.Exists(Path.Combine(_root, Container)));
+        // A write into a removed folder makes it again.
+        await Store.WriteAsync(P("runs/r/steps/00002/model.bin"), new byte[] { 4 });
+        Assert.Equal(new byte[] { 4 }, await Store.ReadAllBytesAsync(P("runs/r/steps/00002/model.bin")));
+    }
+
+    [Fact]
+    public async Task WritesRacingDeletesOfTheSameFolderAllLand()
+    {
+        // Deleting a folder's last artifact removes the folder; a writer that just made it makes it again.
+        var store = new LocalFolderArtifactStore(_root);
+        for (int round = 0; round < 30; round++)
+        {
+            string a = P($"race/{round % 3}/a.bin"), b = P($"race/{round % 3}/b.bin");
+            await store.WriteAsync(a, new byte[] { 1 });
+            await Task.WhenAll(store.DeleteAsync(a), store.WriteAsync(b, new byte[] { 2 }));
+            Assert.Equal(new byte[] { 2 }, await store.ReadAllBytesAsync(b));
+            await store.DeleteAsync(b);
+        }
+    }
 }

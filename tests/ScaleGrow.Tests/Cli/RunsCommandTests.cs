@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using ScaleGrow.Cli;
+using ScaleGrow.Orchestration;
+using ScaleGrow.Runs;
+using ScaleGrow.Storage;
+using ScaleGrow.Tests.Infrastructure;
+using ScaleGrow.Tests.Orchestration;
+
+namespace ScaleGrow.Tests.Cli;
+
+/// <summary>
+/// `scalegrow runs stop | delete | resume` as a user runs them, in separate processes (issue 16): delete removes a
+/// run and every file of it, stopping a process still running it first; a second process cannot execute a run
+/// that one is executing; on the Azure Storage engine stop and delete exit cleanly.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class RunsCommandTests(AzuriteFixture azurite) : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("scalegrow-runs-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private static Process Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        info.ArgumentList.Add(CrashResumeTests.CliDll());
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["CI"] = "true";
+        return Process.Start(info)!;
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
+    {
+        using var p = Start(args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await p.WaitForExitAsync(timeout.Token);
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task DeletingARunningRunStopsItsProcessAndLeavesNoFileAndASecondExecutorIsRefused()
+    {
+        string storeDir = Path.Combine(_dir.FullName, "store"), specPath = Path.Combine(_dir.FullName, "spec.json");
+        File.WriteAllText(specPath, OrchestrationTestKit.TinyGrowth(maxEpochs: 40, fineTune: 5).ToJson());
+        const string runId = "delete-me";
+        using var grow = Start("grow", "--spec", specPath, "--store", storeDir, "--run-id", runId, "--out",
+            Path.Combine(_dir.FullName, "out"), "--json");
+        var growStderr = grow.StandardError.ReadToEndAsync();
+        var growStdout = grow.StandardOutput.ReadToEndAsync();
+        var store = ArtifactStores.Open(storeDir);
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (!File.Exists(Path.Combine(storeDir, "runs", runId, "journal.json")) ||
+               (await new RunJournal(store, runId).EntriesAsync()).All(e => (string?)e["kind"] != "growth"))
+        {
+            if (grow.HasExited) Assert.Fail($"the run ended before its first growth: {await growStderr}");
+            Assert.True(DateTime.UtcNow < deadline, "no growth in three minutes");
+            await Task.Delay(100);
+        }
+
+        // A second executor of the same run is refused while the first lives (both used to run every step).
+        var resume = await RunAsync("runs", "resume", runId, "--store", storeDir);
+        Assert.Equal(2, resume.Code);
+        Assert.Contains("is being executed by process", resume.Stderr);
+        var again = await RunAsync("grow", "--spec", specPath, "--store", storeDir, "--run-id", runId);
+        Assert.Equal(2, again.Code);
+        Assert.Contains("is being executed by process", again.Stderr);
+
+        var delete = await RunAsync("runs", "delete", runId, "--store", storeDir, "--json");
+        Assert.True(delete.Code == 0, delete.Stderr);
+        // The run's process let go of the run before the files went; it ends right after.
+        Assert.True(grow.WaitForExit(TimeSpan.FromSeconds(30)), "the run's process went on after the delete");
+        Assert.Equal(2, grow.ExitCode);
+        Assert.Contains("was deleted", await growStderr);
+        await growStdout;
+        Assert.True((int)JsonNode.Parse(delete.Stdout.Trim().Split('\n')[^1])!["files"]! > 5);
+        // Nothing of the run is left, not even empty folders, and nothing is written afterwards.
+        await Task.Delay(3000);
+        Assert.False(Directory.Exists(Path.Combine(storeDir, "runs", runId)));
+        var list = await RunAsync("runs", "list", "--store", storeDir, "--json");
+        Assert.Equal(0, list.Code);
+        Assert.Empty(JsonNode.Parse(list.Stdout.Trim().Split('\n')[^1])!["runs"]!.AsArray());
+        var missing = await RunAsync("runs", "delete", runId, "--store", storeDir);
+        Assert.Equal(2, missing.Code);
+        Assert.Contains("not found", missing.Stderr);
+    }
+
+    [Fact]
+    public async Task OnTheAzureStorageEngineStopAndDeleteExitCleanlyAndDeleteRemovesEveryBlob()
+    {
+        var store = new BlobArtifactStore(azurite.ConnectionString);
+        string runId = $"azdel-{Guid.NewGuid():N}"[..20], hub = $"azdel{Guid.NewGuid():N}"[..16];
+        // A registered run with an instance in the task hub (pending: no worker runs it here).
+        await using (var engine = await LocalEngine.StartAsync(EngineKind.AzureStorage, new RunSteps(store),
+                         azurite.ConnectionString, hub, NullLoggerFactory.Instance, default, withWorker: false))
+            await new RunsService(engine.Client, store).StartAsync(OrchestrationTestKit.TinyGrowth(), runId);
+        Assert.True(await store.ExistsAsync(RunPaths.Spec(runId)));
+
+        // Both used to end with exit 134 and a NullReferenceException from the engine's shutdown.
+        var stop = await RunAsync("runs", "stop", runId, "--store", azurite.ConnectionString, "--engine",
+            "azure-storage", "--task-hub", hub);
+        Assert.True(stop.Code == 0, stop.Stderr);
+        Assert.DoesNotContain("Exception", stop.Stderr);
+        var delete = await RunAsync("runs", "delete", runId, "--store", azurite.ConnectionString, "--engine",
+            "azure-storage", "--task-hub", hub);
+        Assert.True(delete.Code == 0, delete.Stderr);
+        Assert.DoesNotContain("Exception", delete.Stderr);
+        await foreach (var left in store.ListAsync($"runs/{runId}/"))
+            Assert.Fail($"{left.Path} was left behind");
+    }
+}
