@@ -219,7 +219,9 @@ public static class RunCommand
         if (cl.Int("quantize", 2, 8) is { } bits)
             spec = spec with { Quantization = (spec.Quantization ?? new ScaleGrow.Quantization.QuantizationOptions()) with { Bits = bits } };
         spec.Validate();
-        spec.Data.Validate();
+        // The data must be there before a run is registered (a missing folder used to fail in InitializeRun and
+        // leave a failed run behind); a local command may read any path its user can.
+        DataAccessPolicy.Unrestricted.Check(spec);
         return spec;
     }
 

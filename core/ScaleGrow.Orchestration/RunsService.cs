@@ -30,11 +30,15 @@ public sealed record RunPage(IReadOnlyList<RunView> Runs, string? ContinuationTo
 /// `scalegrow runs …` (cli/), over any Durable Task client and artifact store. A run's id is its first instance's
 /// id; a resumed run gets a new instance (<c>{runId}.r{n}</c>) recorded in <c>runs/{id}/instance.json</c>.
 /// </summary>
-public sealed class RunsService(DurableTaskClient client, IArtifactStore store)
+/// <param name="dataAccess">Where runs may read data; the spec's data is checked against it before a run is
+/// registered (null: <see cref="DataAccessPolicy.Unrestricted"/>, for a local command).</param>
+public sealed class RunsService(DurableTaskClient client, IArtifactStore store, DataAccessPolicy? dataAccess = null)
 {
     public async Task<string> StartAsync(RunSpec spec, string? runId = null, CancellationToken cancellationToken = default)
     {
         runId = RunPaths.ValidateRunId(runId ?? NewRunId(spec));
+        spec.Validate();
+        (dataAccess ?? DataAccessPolicy.Unrestricted).Check(spec); // before anything is registered (issue 16)
         // The store is checked as well as the engine: the in-process engine forgets its instances when the process
         // ends, and starting again over a finished run's files re-ran it and overwrote its results (issue 16).
         if (await new RunCatalog(store).GetAsync(runId, cancellationToken) is { } existing)

@@ -13,7 +13,9 @@ namespace ScaleGrow.Functions;
 /// HTTP API for runs (authorization level Function). Thin: parse, call <see cref="RunsService"/>, map errors —
 /// <see cref="ScaleGrowException"/> to 400 with its one-line message, an unknown run to 404, an existing run id or a run another process holds to 409.
 /// </summary>
-public sealed class RunsApi(IArtifactStore store)
+/// <param name="dataAccess">The data roots the operator allowed (setting <c>ScaleGrow__DataRoots</c>); a spec naming
+/// any other server path is refused with 400 before anything is opened.</param>
+public sealed class RunsApi(IArtifactStore store, DataAccessPolicy dataAccess)
 {
     private const int MaxSpecBytes = 1 << 20;
 
@@ -27,7 +29,8 @@ public sealed class RunsApi(IArtifactStore store)
             string body = await ReadBodyAsync(request);
             var spec = RunSpec.FromRequestJson(body, "request body");
             string? requested = request.Query["id"];
-            string runId = await new RunsService(client, store).StartAsync(spec, requested, request.HttpContext.RequestAborted);
+            string runId = await new RunsService(client, store, dataAccess).StartAsync(spec, requested,
+                request.HttpContext.RequestAborted);
             var links = Links(request, runId);
             return new AcceptedResult(links.Status, new { runId, statusUrl = links.Status, stopUrl = links.Stop });
         });

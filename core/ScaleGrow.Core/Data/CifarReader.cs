@@ -22,22 +22,27 @@ public static class CifarReader
 
     /// <summary>The CIFAR-10 training (data_batch_1..5.bin) or test (test_batch.bin) set.</summary>
     /// <param name="directory">The folder holding the .bin files, or its parent holding cifar-10-batches-bin.</param>
-    public static LabeledImages ReadCifar10(string directory, bool train)
+    public static LabeledImages ReadCifar10(string directory, bool train) =>
+        ReadFiles(Cifar10Files(directory, train), labelBytes: 1, labelOffset: 0, numClasses: 10);
+
+    /// <summary>The files <see cref="ReadCifar10"/> reads (not checked for existence).</summary>
+    public static string[] Cifar10Files(string directory, bool train)
     {
         string folder = ResolveFolder(directory, Cifar10Folder, "data_batch_1.bin", "test_batch.bin");
-        var files = train
+        return train
             ? Enumerable.Range(1, 5).Select(i => Path.Combine(folder, $"data_batch_{i}.bin")).ToArray()
             : new[] { Path.Combine(folder, "test_batch.bin") };
-        return ReadFiles(files, labelBytes: 1, labelOffset: 0, numClasses: 10);
     }
+
+    /// <summary>The file <see cref="ReadCifar100"/> reads (not checked for existence).</summary>
+    public static string Cifar100File(string directory, bool train) =>
+        Path.Combine(ResolveFolder(directory, Cifar100Folder, "train.bin", "test.bin"), train ? "train.bin" : "test.bin");
 
     /// <summary>The CIFAR-100 training (train.bin) or test (test.bin) set, fine (default) or coarse labels.</summary>
     /// <param name="directory">The folder holding train.bin/test.bin, or its parent holding cifar-100-binary.</param>
     public static LabeledImages ReadCifar100(string directory, bool train, bool coarseLabels = false)
     {
-        string folder = ResolveFolder(directory, Cifar100Folder, "train.bin", "test.bin");
-        string file = Path.Combine(folder, train ? "train.bin" : "test.bin");
-        return ReadFiles(new[] { file }, labelBytes: 2, labelOffset: coarseLabels ? 0 : 1,
+        return ReadFiles(new[] { Cifar100File(directory, train) }, labelBytes: 2, labelOffset: coarseLabels ? 0 : 1,
             numClasses: coarseLabels ? Cifar100CoarseClasses : Cifar100FineClasses);
     }
 

@@ -130,6 +130,25 @@ public static class DatasetLoader
     }
 
     /// <summary>
+    /// Every file a run on <paramref name="spec"/> reads, found the way loading finds them; throws the error loading
+    /// would (a missing folder or file) without reading any of them. Hosts call it before registering a run.
+    /// </summary>
+    public static IReadOnlyList<string> RequiredFiles(DatasetSpec spec)
+    {
+        string directory = ResolveDirectory(spec);
+        var files = spec.Name switch
+        {
+            DatasetSpec.Cifar10 => CifarReader.Cifar10Files(directory, true).Concat(CifarReader.Cifar10Files(directory, false)).ToList(),
+            DatasetSpec.Cifar100 => [CifarReader.Cifar100File(directory, true), CifarReader.Cifar100File(directory, false)],
+            _ => [FindIdxFile(directory, true, true), FindIdxFile(directory, true, false),
+                FindIdxFile(directory, false, true), FindIdxFile(directory, false, false)],
+        };
+        foreach (var file in files)
+            if (!File.Exists(file)) throw new DataFormatException($"{file}: file not found");
+        return files;
+    }
+
+    /// <summary>
     /// The IDX file of one split and kind in <paramref name="directory"/>, accepting the usual names: train- or
     /// t10k-/test- prefixes, <c>-idx3-ubyte</c> or <c>.idx3-ubyte</c>, with or without <c>.gz</c>.
     /// </summary>

@@ -39,4 +39,33 @@ public class RunCommandInputTests
             dir.Delete(recursive: true);
         }
     }
+
+    public static TheoryData<string, string> MissingData() => new()
+    {
+        { "MISSING", "data directory does not exist" },
+        { "EMPTY", "no training images file" },
+    };
+
+    [Theory]
+    [MemberData(nameof(MissingData))]
+    public async Task DataThatIsNotThereIsRefusedBeforeTheRunIsRegistered(string data, string mentions)
+    {
+        // A missing data folder used to fail in InitializeRun, after the run was registered and listed (issue 16).
+        var dir = Directory.CreateTempSubdirectory("scalegrow-data-");
+        try
+        {
+            string store = Path.Combine(dir.FullName, "store");
+            string folder = Path.Combine(dir.FullName, data == "EMPTY" ? "empty" : "missing");
+            if (data == "EMPTY") Directory.CreateDirectory(folder);
+            var e = await Assert.ThrowsAnyAsync<ScaleGrowException>(() =>
+                Commands.RunAsync("grow", ["--preset", "tiny", "--store", store, "--run-id", "data-check", "--data", folder]));
+            Assert.Contains(mentions, e.Message);
+            Assert.Contains(folder, e.Message);
+            Assert.False(Directory.Exists(Path.Combine(store, "runs", "data-check")), "the run was registered");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
 }

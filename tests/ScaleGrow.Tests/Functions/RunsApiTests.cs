@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.DurableTask.Client;
 using ScaleGrow.Functions;
 using ScaleGrow.Orchestration;
+using ScaleGrow.Data.Text;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
 using ScaleGrow.Tests.Infrastructure;
@@ -53,7 +54,7 @@ public class RunsApiTests(AzuriteFixture azurite)
     {
         var store = new BlobArtifactStore(azurite.ConnectionString);
         await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
-        var api = new RunsApi(store);
+        var api = new RunsApi(store, DataAccessPolicy.FromSetting(null));
         var client = engine.Client;
         string spec = OrchestrationTestKit.TinyGrowth(maxEpochs: 30, fineTune: 0).ToJson();
         string id = $"api-{Guid.NewGuid():N}"[..24];
@@ -69,6 +70,25 @@ public class RunsApiTests(AzuriteFixture azurite)
             var r = await api.Start(Request("POST", "/api/runs", bad), client);
             Assert.Equal(400, Status(r));
             Assert.DoesNotContain('\n', Body(r).GetProperty("error").GetString()!);
+        }
+        // Server paths in a request: only the named datasets' folders (and operator-configured roots) may be read;
+        // /etc/passwd used to be opened and its parse error echoed (issue 16). Nothing is registered.
+        var tiny = OrchestrationTestKit.TinyGrowth();
+        foreach (var (evil, field) in new[]
+                 {
+                     (tiny with { Data = tiny.Data with { Directory = "/etc" } }, "data.directory"),
+                     (tiny with { Data = tiny.Data with { Directory = "/usr/share/datasets/fashion-mnist/../../../../etc" } }, "data.directory"),
+                     (tiny with { Model = new ModelRequest { Family = "bert" }, TextData = new TextDatasetSpec(TextDatasetSpec.LabelledText, "/etc/passwd") }, "textData.path"),
+                 })
+        {
+            string evilRun = $"evil-{Guid.NewGuid():N}"[..20];
+            var r = await api.Start(Request("POST", "/api/runs", evil.ToJson(), $"?id={evilRun}"), client);
+            Assert.Equal(400, Status(r));
+            string error = Body(r).GetProperty("error").GetString()!;
+            Assert.Contains(field, error);
+            Assert.Contains("outside the data this service may read", error);
+            Assert.DoesNotContain("root:", error);
+            Assert.Null(await store.GetInfoAsync(RunPaths.Spec(evilRun)));
         }
         foreach (var evilId in new[] { "../x", new string('a', 300), "ünïcode", "UPPER", "a/b" })
             Assert.Equal(400, Status(await api.Start(Request("POST", "/api/runs", spec, $"?id={Uri.EscapeDataString(evilId)}"), client)));
