@@ -46,6 +46,9 @@ public sealed record RunSpec
     /// <summary>Measure CPU latency of the final model (batch 1 and 64).</summary>
     public bool MeasureLatency { get; set; } = true;
 
+    /// <summary>How many step checkpoints the run keeps (<see cref="RetentionOptions"/>).</summary>
+    public RetentionOptions Retention { get; set; } = new();
+
     public void Validate()
     {
         if (Kind == RunKind.Train && Epochs is < 1 or > 10000)
@@ -55,6 +58,7 @@ public sealed record RunSpec
         Training.Validate();
         Growth.Validate();
         Data.Validate(); // every host, the HTTP API included (it used to skip the data section)
+        Retention.Validate();
         Quantization?.Validate();
         if (Kind == RunKind.Scale)
         {

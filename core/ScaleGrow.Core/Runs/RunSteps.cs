@@ -204,12 +204,36 @@ public sealed partial class RunSteps : IRunSteps
         }
     }
 
-    public async Task RecordProgressAsync(GrowthRunState state, CancellationToken cancellationToken = default) =>
+    public async Task RecordProgressAsync(GrowthRunState state, CancellationToken cancellationToken = default)
+    {
         await Journal(state.RunId).UpsertAsync($"state-{state.Checkpoint.Step:00000}", new JsonObject
         {
             ["kind"] = "state", ["step"] = state.Checkpoint.Step,
             ["state"] = JsonSerializer.SerializeToNode(state, RunStepsJson.Default.GrowthRunState),
         }, cancellationToken);
+        // Only now, with the journal pointing at this state, may older steps go (a retry of this step repeats it).
+        await DeleteOldStepsAsync(state, cancellationToken);
+    }
+
+    private async Task DeleteOldStepsAsync(GrowthRunState state, CancellationToken cancellationToken)
+    {
+        var retention = (await ReadSpecAsync(state.RunId, cancellationToken)).Retention;
+        if (retention.KeepSteps == 0) return;
+        string prefix = $"{RunPaths.Container}/{state.RunId}/steps/";
+        var files = new List<(int Step, string Path)>();
+        await foreach (var info in _store.ListAsync(prefix, cancellationToken))
+        {
+            string rest = info.Path[prefix.Length..];
+            int slash = rest.IndexOf('/');
+            if (slash > 0 && int.TryParse(rest[..slash], System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out int step))
+                files.Add((step, info.Path));
+        }
+        var delete = retention.StepsToDelete(files.Select(f => f.Step), state.Checkpoint.Step,
+            state.BeforeLastGrowth?.Checkpoint.Step).ToHashSet();
+        foreach (var (_, path) in files.Where(f => delete.Contains(f.Step)))
+            await _store.DeleteAsync(path, cancellationToken);
+    }
 
     public async Task<FuseResult> FuseAsync(FuseInput input, CancellationToken cancellationToken = default)
     {

@@ -113,6 +113,14 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.Equal(summary.Arch, (string?)report["finalArch"]);
         Assert.Equal(summary.Growths, report["growthHistory"]!.AsArray().Count);
         Assert.All(report["growthHistory"]!.AsArray(), g => Assert.NotNull(g!["importance"]));
+        // Retention (default: the 3 newest steps besides what the resume point needs): older steps are gone, the
+        // resume point stays (every step used to be kept forever, issue 16).
+        var steps = new SortedSet<string>();
+        await foreach (var info in store.ListAsync($"runs/{runId}/steps/")) steps.Add(info.Path.Split('/')[3]);
+        var lastState = journal.Where(e => (string?)e["kind"] == "state").MaxBy(e => (int)e["step"]!)!;
+        Assert.True(steps.Count <= 3 + 2 + 1, $"{steps.Count} steps kept: {string.Join(", ", steps)}");
+        Assert.Contains($"{(int)lastState["step"]!:00000}", steps);
+        Assert.DoesNotContain("00001", steps);
 
         // Starting the same id again — here, or from a new process whose in-process engine has no record of it — is
         // refused, and the finished run's results are untouched (it used to re-run and overwrite them).
