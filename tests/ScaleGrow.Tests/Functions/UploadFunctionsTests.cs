@@ -157,7 +157,7 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task HostileUploadsThatMadeValidationThrowAreRejectedWithAReport()
+    public async Task ASpecClaimingMoreParametersThanItsFileHoldsIsRejectedWithAReport()
     {
         var (store, uploads, function, service, tag) = Parts(azurite);
         await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store), uploads);
@@ -172,7 +172,13 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         Assert.NotNull(await store.GetInfoAsync(rejected.Report));
         Assert.Null(await store.GetInfoAsync($"uploads/{greedy}"));
         Assert.NotNull(await store.GetInfoAsync(UploadSteps.PathsFor(greedy, 4).RejectedUpload));
+    }
 
+    [Fact]
+    public async Task AnUploadNameTheStoreCannotAddressIsRejectedWithAReport()
+    {
+        var (store, uploads, function, service, tag) = Parts(azurite);
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store), uploads);
         // A name Azure accepts but the store refuses (a 230-byte path segment): the orchestration failed in
         // ValidateUpload. Now it is rejected with a report under rejected/_hashed/ (the blob itself cannot be
         // addressed through the store; the uploads/ retention rule removes it).
@@ -186,7 +192,7 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task UploadsWithCollidingStemsOrReportNamesNeverOverwriteEachOthersResults()
+    public async Task UploadsWithTheSameStemKeepTheirOwnResultsAndReports()
     {
         var (store, uploads, function, service, tag) = Parts(azurite);
         await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store), uploads);
@@ -207,6 +213,13 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
             Assert.Equal(outcome.Name, (string)report["upload"]!);
         }
 
+    }
+
+    [Fact]
+    public async Task AnUploadNamedLikeAnotherUploadsErrorReportDoesNotReplaceThatReport()
+    {
+        var (store, uploads, function, service, tag) = Parts(azurite);
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store), uploads);
         // X is rejected; an upload named "X.error.json" (rejected too) must not replace X's error report.
         string x = $"x-{tag}.safetensors";
         var garbage = new byte[512];
