@@ -71,6 +71,44 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
+@description('Days an upload stays in the uploads container (lifecycle rule); its quantized result is kept.')
+@minValue(1)
+@maxValue(3650)
+param uploadsRetentionDays int = 14
+
+@description('Days a rejected upload and its error report stay in the rejected container (lifecycle rule).')
+@minValue(1)
+@maxValue(3650)
+param rejectedRetentionDays int = 30
+
+@description('''Storage firewall default. Allow (default): the account is reachable from any network and guarded by
+Entra ID alone. Deny: only storageAllowedIpRanges, storageAllowedSubnetIds and private endpoints get through; set
+environmentSubnetId so the app runs in an allowed subnet. Trade-offs in infra/README.md.''')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param storageNetworkDefaultAction string = 'Allow'
+
+@description('Public IPs or CIDR ranges allowed to storage when storageNetworkDefaultAction is Deny (operators, CI).')
+param storageAllowedIpRanges array = []
+
+@description('Subnet IDs with the Microsoft.Storage service endpoint allowed to storage when the default is Deny.')
+param storageAllowedSubnetIds array = []
+
+@description('Subnet ID for storage private endpoints (blob, queue, table) and their DNS zones; empty for none.')
+param storagePrivateEndpointSubnetId string = ''
+
+@description('Disabled: no public storage endpoint at all (needs storagePrivateEndpointSubnetId and environmentSubnetId).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param storagePublicNetworkAccess string = 'Enabled'
+
+@description('Subnet ID (/27 or larger, delegated to Microsoft.App/environments) for the Container Apps environment.')
+param environmentSubnetId string = ''
+
 @description('Tags for every resource.')
 param tags object = {
   application: 'scalegrow'
@@ -100,6 +138,13 @@ module storage 'modules/storage.bicep' = {
   params: {
     accountName: storageAccountName
     location: location
+    uploadsRetentionDays: uploadsRetentionDays
+    rejectedRetentionDays: rejectedRetentionDays
+    networkDefaultAction: storageNetworkDefaultAction
+    allowedIpRanges: storageAllowedIpRanges
+    allowedSubnetIds: storageAllowedSubnetIds
+    privateEndpointSubnetId: storagePrivateEndpointSubnetId
+    publicNetworkAccess: storagePublicNetworkAccess
     tags: tags
   }
 }
@@ -144,6 +189,7 @@ module environment 'modules/environment.bicep' = {
     gpuProfileType: gpuProfileType
     gpuProfileName: gpuProfileName
     workspaceId: monitoring.outputs.workspaceId
+    infrastructureSubnetId: environmentSubnetId
     tags: tags
   }
 }

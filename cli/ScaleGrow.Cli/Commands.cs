@@ -228,7 +228,19 @@ public static class Commands
         var cl = CommandLine.Parse("fuse", args, ["model", "out"], ["json"]);
         var output = new Output(cl.Flag("json"));
         string outPath = cl.Require("out");
-        var (model, metadata) = LoadModel(cl.Require("model"));
+        string modelPath = cl.Require("model");
+        if (File.Exists(modelPath))
+        {
+            // A quantized checkpoint holds packed integer weights: fusing happens on float kernels, before
+            // quantization (thesis 4.1), so the order cannot be reversed here.
+            string? kind;
+            using (var header = File.OpenRead(modelPath)) kind = CheckpointCodec.ReadKind(header, modelPath);
+            if (kind == CheckpointMetadata.QuantizedModelKind)
+                throw new UsageException($"fuse: '{modelPath}' is a quantized checkpoint (kind '{kind}') and cannot " +
+                                         "be fused; fuse the float checkpoint it was made from, then quantize the " +
+                                         "fused one");
+        }
+        var (model, metadata) = LoadModel(modelPath);
         IScaleGrowModel fused = model is CnnModel { Spec.Fused: false } cnn ? CnnFusion.Fuse(cnn) : model;
         // Carry what inference needs (a text model's tokenizer); the spec and overlap maps are rewritten.
         var bytes = ModelIO.SaveModel(fused, metadata.Where(kv => !kv.Key.StartsWith("scalegrow.spec") &&

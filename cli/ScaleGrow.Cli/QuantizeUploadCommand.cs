@@ -35,8 +35,10 @@ public static class QuantizeUploadCommand
                      ("calibration", "calibration") })
             if (cl.Get(option) is { } value) metadata[key] = value;
         string name = UploadSteps.SafeName(Path.GetFileName(file));
-        var info = await store.WriteAsync($"{UploadSteps.Uploads}/{name}", await File.ReadAllBytesAsync(file),
-            new ArtifactWriteOptions { Metadata = metadata });
+        ArtifactInfo info;
+        await using (var content = File.OpenRead(file))
+            info = await store.WriteAsync($"{UploadSteps.Uploads}/{name}", content,
+                new ArtifactWriteOptions { Metadata = metadata });
         var upload = new UploadRef(name, info.ETag);
 
         var uploads = new UploadSteps(store);

@@ -22,6 +22,10 @@ param gpuProfileName string
 @description('Log Analytics workspace receiving the environment logs.')
 param workspaceId string
 
+@description('''Subnet resource ID (at least /27, delegated to Microsoft.App/environments) to run the environment in a
+virtual network, so the app can reach storage behind its firewall or through private endpoints; empty: no VNet.''')
+param infrastructureSubnetId string = ''
+
 @description('Tags for every resource.')
 param tags object = {}
 
@@ -44,6 +48,12 @@ resource environment 'Microsoft.App/managedEnvironments@2025-07-01' = {
       }
     ]
     zoneRedundant: false
+    vnetConfiguration: empty(infrastructureSubnetId)
+      ? null
+      : {
+          infrastructureSubnetId: infrastructureSubnetId
+          internal: false
+        }
   }
 }
 

@@ -29,8 +29,11 @@ param operatorPrincipalId string = ''
 param operatorPrincipalType string = 'User'
 
 var roleIds = {
-  // Host storage (AzureWebJobsStorage: keys, leases, blob receipts) and the blob trigger need Owner, not Contributor.
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Host storage (AzureWebJobsStorage: keys, leases, blob receipts), the blob trigger, the Durable task hub's lease and
+  // large-message containers and the artifacts: read, write, delete blobs and create containers. Contributor does all
+  // of it; Owner adds only ACL and ownership changes on hierarchical-namespace accounts, which this one is not. The
+  // scope is the account because the host and the task hub create their containers at run time (infra/README.md).
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   // Durable task hub control and work-item queues; the blob trigger's poison queue.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // Durable task hub history and instance tables.
@@ -38,12 +41,10 @@ var roleIds = {
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402'
-  // For the operator: read and write blobs (upload models, download results), nothing else.
-  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 }
 
 var storageRolesForApp = [
-  roleIds.storageBlobDataOwner
+  roleIds.storageBlobDataContributor
   roleIds.storageQueueDataContributor
   roleIds.storageTableDataContributor
 ]
@@ -112,6 +113,7 @@ resource appDurableTask 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
   }
 }
 
+// For the operator: read and write blobs (upload models, download results), nothing else.
 resource operatorBlobAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(storage.id, operatorPrincipalId, roleIds.storageBlobDataContributor)
   scope: storage

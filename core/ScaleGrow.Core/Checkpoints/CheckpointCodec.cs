@@ -175,6 +175,45 @@ public static class CheckpointCodec
         return header.Metadata.GetValueOrDefault(CheckpointMetadata.KindKey);
     }
 
+    /// <summary>
+    /// The <c>scalegrow.kind</c> of a checkpoint read from the start of a seekable <paramref name="stream"/>: only the
+    /// length field and the header are read (at most <see cref="SafeTensorsReadOptions.MaxHeaderBytes"/>, checked
+    /// before anything is allocated), the header is validated against the stream's length, and the stream is left at
+    /// the position it had, so a loader can look at an upload's kind before reading its tensors.
+    /// </summary>
+    public static string? ReadKind(Stream stream, string sourceName, SafeTensorsReadOptions? options = null) =>
+        ReadMetadata(stream, sourceName, options).GetValueOrDefault(CheckpointMetadata.KindKey);
+
+    /// <summary>The header's <c>__metadata__</c>, read like <see cref="ReadKind(Stream, string,
+    /// SafeTensorsReadOptions?)"/> (header only, bounded, stream position kept).</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(Stream stream, string sourceName,
+        SafeTensorsReadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        if (!stream.CanSeek) throw new ArgumentException("the stream must be seekable", nameof(stream));
+        options ??= SafeTensorsReadOptions.Default;
+        options.Validate();
+        long start = stream.Position;
+        long total = stream.Length - start;
+        Span<byte> lengthField = stackalloc byte[8];
+        int got = stream.ReadAtLeast(lengthField, 8, throwOnEndOfStream: false);
+        if (got < 8) throw Error(sourceName, $"file is {got} bytes long, too short for the 8-byte header length");
+        ulong declared = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(lengthField);
+        if (declared > (ulong)options.MaxHeaderBytes)
+            throw Error(sourceName, $"header length {declared} exceeds the limit of {options.MaxHeaderBytes} bytes");
+        if ((long)declared > total - 8)
+            throw Error(sourceName, $"header length {declared} exceeds the {total - 8} bytes that follow " +
+                                    "the length field");
+        var json = new byte[(int)declared];
+        got = stream.ReadAtLeast(json, json.Length, throwOnEndOfStream: false);
+        if (got < json.Length)
+            throw Error(sourceName, $"file ends after {got} of the {json.Length} bytes of its header");
+        var header = SafeTensorsHeader.Parse(json, sourceName, options, total - 8 - (long)declared);
+        stream.Position = start;
+        return header.Metadata;
+    }
+
     private static bool IsJson(string text)
     {
         try

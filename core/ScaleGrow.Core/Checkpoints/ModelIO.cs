@@ -28,6 +28,36 @@ public static class ModelIO
         return ms.ToArray();
     }
 
+    /// <summary>The length <see cref="SaveModel"/> would return, counted while writing to nowhere (a report's size
+    /// figure should not cost a second copy of the model in memory).</summary>
+    public static long SavedLength(IScaleGrowModel model, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var extra = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (metadata is not null) foreach (var (k, v) in metadata) extra[k] = v;
+        if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
+            extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
+        using var counter = new LengthCountingStream();
+        CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), model.Module.state_dict())
+            { Metadata = extra });
+        return counter.Length;
+    }
+
+    private sealed class LengthCountingStream : Stream
+    {
+        private long _length;
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => _length += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
+    }
+
     /// <summary>
     /// Rebuilds a model from a checkpoint of kind <c>model</c> or <c>quantized-model</c>; a quantized checkpoint is
     /// dequantized into a float model of its spec (see <see cref="QuantizedCheckpoint"/>), and its metadata then
@@ -43,7 +73,25 @@ public static class ModelIO
             return (quantized.Model, quantized.Metadata);
         }
         using var ms = new MemoryStream(bytes, writable: false);
-        var checkpoint = CheckpointCodec.LoadModel(ms, source);
+        return FromCheckpoint(CheckpointCodec.LoadModel(ms, source), source);
+    }
+
+    /// <summary>
+    /// Rebuilds a float model from a checkpoint of kind <c>model</c> read from a seekable stream, without holding the
+    /// file in memory: the header is checked first, then each tensor is read from the stream straight into tensor
+    /// memory (quantize-on-upload reads a blob this way, in chunks, at one pinned version).
+    /// </summary>
+    public static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) LoadModel(Stream stream,
+        string source)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanSeek) throw new ArgumentException("the stream must be seekable", nameof(stream));
+        return FromCheckpoint(CheckpointCodec.LoadModel(stream, source), source);
+    }
+
+    private static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) FromCheckpoint(
+        ModelCheckpoint checkpoint, string source)
+    {
         try
         {
             ArchitectureSpec spec;
@@ -55,6 +103,7 @@ public static class ModelIO
             {
                 throw new CheckpointFormatException($"{source}: {e.Message}");
             }
+            CheckSpecFitsTensors(spec, checkpoint.Tensors, source);
             var model = ModelFactory.Create(spec);
             Load(model.Module, checkpoint.Tensors, source);
             return (model, checkpoint.Metadata);
@@ -65,6 +114,27 @@ public static class ModelIO
             foreach (var t in checkpoint.Tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance))
                 t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// A spec is only a claim until its tensors are loaded, and building its model allocates what it claims: a file
+    /// of a few bytes could ask for terabytes (numClasses 2e9) and fail deep inside libtorch. Every parameter of the
+    /// model must be among the file's tensors, so a spec that needs more values than the file holds is refused here,
+    /// before anything of its size is allocated. (Twice the count is allowed, so that no counting convention for
+    /// shared weights can refuse a real file.)
+    /// </summary>
+    private static void CheckSpecFitsTensors(ArchitectureSpec spec, IReadOnlyDictionary<string, Tensor> tensors,
+        string source)
+    {
+        long stored = 0;
+        foreach (var t in tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance)) stored += t.numel();
+        // A count that overflowed (wrapped negative) is as impossible as one that is too large.
+        long needed = ModelStats.Of(spec).Parameters;
+        if (needed < 0 || needed / 2 > stored)
+            throw new CheckpointFormatException(
+                $"{source}: the architecture spec ({spec.ArchString}) needs " +
+                $"{(needed < 0 ? "over 2^63" : needed.ToString("N0"))} parameters, but the file holds only " +
+                $"{stored:N0} tensor values");
     }
 
     /// <summary>Copies tensors into a freshly built model; the names and shapes must match exactly.</summary>

@@ -68,17 +68,56 @@ public sealed class QuantizationRunner(ILogger? logger = null)
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(request);
         var clock = Stopwatch.StartNew();
+        var options = CheckRequest(request);
+        CheckNotQuantized(CheckpointCodec.ReadKind(checkpoint, source), source);
+        progress?.Report(new QuantizationRunProgress(QuantizationRunStage.Loading));
+        var (loaded, metadata) = ModelIO.LoadModel(checkpoint, source);
+        return RunLoaded(loaded, metadata, source, checkpoint.LongLength, options, request, clock, progress,
+            cancellation);
+    }
+
+    /// <summary>
+    /// Quantizes the float checkpoint read from a seekable <paramref name="checkpoint"/> stream, which is read once,
+    /// tensor by tensor, and never held whole in memory (quantize-on-upload streams a pinned blob version this way).
+    /// The same checks as the byte overload come first; the header is read before any tensor.
+    /// </summary>
+    public QuantizationRunResult Run(Stream checkpoint, string source, QuantizationRunRequest request,
+        IProgress<QuantizationRunProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(request);
+        var clock = Stopwatch.StartNew();
+        var options = CheckRequest(request);
+        long inputBytes = checkpoint.Length - checkpoint.Position;
+        CheckNotQuantized(CheckpointCodec.ReadKind(checkpoint, source), source);
+        progress?.Report(new QuantizationRunProgress(QuantizationRunStage.Loading));
+        var (loaded, metadata) = ModelIO.LoadModel(checkpoint, source);
+        return RunLoaded(loaded, metadata, source, inputBytes, options, request, clock, progress, cancellation);
+    }
+
+    private static QuantizationOptions CheckRequest(QuantizationRunRequest request)
+    {
         var options = request.Options with { };
         options.Validate();
         if (request.EvaluationBatchSize < 1)
             throw new InvalidSpecException($"quantization: evaluation batch size must be positive, got " +
                                            request.EvaluationBatchSize);
-        string? kind = CheckpointCodec.ReadKind(checkpoint, source);
+        return options;
+    }
+
+    private static void CheckNotQuantized(string? kind, string source)
+    {
         if (kind == CheckpointMetadata.QuantizedModelKind)
             throw new InvalidSpecException($"{source}: is already quantized (kind '{kind}'); quantize the float " +
                                            "checkpoint it was made from");
-        progress?.Report(new QuantizationRunProgress(QuantizationRunStage.Loading));
-        var (loaded, metadata) = ModelIO.LoadModel(checkpoint, source);
+    }
+
+    // Takes ownership of the loaded model (disposed when done).
+    private QuantizationRunResult RunLoaded(IScaleGrowModel loaded, IReadOnlyDictionary<string, string> metadata,
+        string source, long inputBytes, QuantizationOptions options, QuantizationRunRequest request, Stopwatch clock,
+        IProgress<QuantizationRunProgress>? progress, CancellationToken cancellation)
+    {
         IScaleGrowModel model = loaded;
         IScaleGrowModel? quantizedModel = null;
         try
@@ -132,7 +171,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 if (QuantizationMethods.Reorders(options.Method))
                     notes.Add("overlap maps not used: columns ordered by importance alone");
             }
-            long fp32Bytes = ModelIO.SaveModel(model, carried).LongLength;
+            long fp32Bytes = ModelIO.SavedLength(model, carried);
 
             double evaluateSeconds = 0;
             double? before = null;
@@ -173,7 +212,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 Source = source, Arch = model.Spec.ArchString, Fused = fused, RequestedMethod = requested,
                 Quantization = result.Report, ScaleFormat = request.Checkpoint.Scales,
                 CalibrationSource = calibration?.Description, AccuracyBefore = before, AccuracyAfter = after,
-                TestSamples = testSamples, InputBytes = checkpoint.LongLength, Fp32Bytes = fp32Bytes,
+                TestSamples = testSamples, InputBytes = inputBytes, Fp32Bytes = fp32Bytes,
                 QuantizedBytes = bytes.LongLength, QuantizeSeconds = result.Report.TotalSeconds,
                 EvaluateSeconds = evaluateSeconds, TotalSeconds = clock.Elapsed.TotalSeconds,
                 Notes = [.. notes, .. result.Report.Notes],

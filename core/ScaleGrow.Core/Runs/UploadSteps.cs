@@ -19,17 +19,30 @@ public sealed record UploadValidation(bool Valid, string? Error, string? Arch, l
 
 public sealed record UploadOutcome(string Status, string Name, string? Artifact, string Report, string? Error);
 
+/// <summary>Where one upload's results go (see <see cref="UploadSteps.PathsFor"/>).</summary>
+public sealed record UploadPaths(string Folder, string Artifact, string Report, string RejectedUpload,
+    string ErrorReport);
+
 /// <summary>
-/// Quantize-on-upload's steps. An upload is hostile input: size-checked before it is read, parsed by the hostile-input
-/// checkpoint reader, its tensors checked against its own spec. A rejected file gets an error report and is moved to
-/// <c>rejected</c>; nothing is retried forever (validation failures are results, not exceptions).
+/// Quantize-on-upload's steps. An upload is hostile input: size-checked before it is read, streamed at the version
+/// the upload event named (its ETag) and never held whole in memory, parsed by the hostile-input checkpoint reader,
+/// its tensors checked against its own spec. A rejected file gets an error report and is moved to <c>rejected</c>;
+/// nothing is retried forever (validation failures are results, not exceptions).
 /// </summary>
 public sealed class UploadSteps(IArtifactStore store)
 {
     public const string Uploads = "uploads", Quantized = "quantized", Rejected = "rejected";
 
+    /// <summary>Results of names that cannot be used as folders (too long, or not addressable) go under this folder,
+    /// keyed by a SHA-256 of the name; names that start with it are hashed too, so no upload can aim at them.</summary>
+    public const string HashedFolder = "_hashed";
+
     /// <summary>Largest upload accepted (bytes).</summary>
     public long MaxUploadBytes { get; init; } = 2L << 30;
+
+    /// <summary>Largest safetensors header accepted from an upload (the JSON is read whole before it is checked; the
+    /// reference reader's 100 MB limit is more than a model of a few thousand tensors needs).</summary>
+    public long MaxHeaderBytes { get; init; } = 16L << 20;
 
     /// <summary>The orchestration instance for an upload: the same blob version always maps to the same id.</summary>
     public static string InstanceIdFor(UploadRef upload)
@@ -38,28 +51,58 @@ public sealed class UploadSteps(IArtifactStore store)
         return "upload-" + Convert.ToHexStringLower(hash)[..32];
     }
 
+    /// <summary>
+    /// One folder per upload name, holding the upload's whole name: <c>quantized/{name}/{stem}.w{bits}.safetensors</c>
+    /// and <c>quantized/{name}/{stem}.report.json</c>; a rejected upload moves to <c>rejected/{name}/{file}</c> beside
+    /// <c>rejected/{name}/{file}.error.json</c>. The folder is the name itself, so two different names never share a
+    /// path (<c>good.bin</c> and <c>good.safetensors</c>, or <c>X.safetensors</c> and
+    /// <c>X.safetensors.error.json</c>, land in different folders); only a new version of the same name replaces its
+    /// own results. A name the store cannot use as a folder goes to <c>{container}/_hashed/{sha256}/</c>.
+    /// </summary>
+    public static UploadPaths PathsFor(string name, int bits)
+    {
+        string folder = name, file = LastSegment(name);
+        if (!name.StartsWith(HashedFolder + "/", StringComparison.Ordinal))
+        {
+            var paths = Paths(folder, file, bits);
+            if (new[] { paths.Artifact, paths.Report, paths.RejectedUpload, paths.ErrorReport }.All(ArtifactPath.IsValid))
+                return paths;
+        }
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(name)));
+        return Paths($"{HashedFolder}/{hash}", "upload", bits);
+    }
+
+    private static UploadPaths Paths(string folder, string file, int bits)
+    {
+        string stem = Path.GetFileNameWithoutExtension(file);
+        if (stem.Length == 0) stem = file;
+        return new UploadPaths(folder, $"{Quantized}/{folder}/{stem}.w{bits}.safetensors",
+            $"{Quantized}/{folder}/{stem}.report.json", $"{Rejected}/{folder}/{file}",
+            $"{Rejected}/{folder}/{file}.error.json");
+    }
+
+    private static string LastSegment(string name)
+    {
+        int slash = name.LastIndexOf('/');
+        return slash < 0 ? name : name[(slash + 1)..];
+    }
+
     public async Task<UploadValidation> ValidateAsync(UploadRef upload, CancellationToken cancellationToken = default)
     {
-        string path;
+        string path = PathOf(Uploads, upload.Name);
+        if (!ArtifactPath.IsValid(path))
+            return Invalid($"upload name '{ArtifactPath.Printable(upload.Name)}' cannot be stored: " +
+                           NameProblem(path));
         try
         {
-            path = PathOf(Uploads, upload.Name);
-        }
-        catch (ScaleGrowException e)
-        {
-            return new UploadValidation(false, e.Message, null, 0, null);
-        }
-        var info = await store.GetInfoAsync(path, cancellationToken);
-        if (info is null) return new UploadValidation(false, $"{path}: the upload no longer exists", null, 0, null);
-        if (info.Length > MaxUploadBytes)
-            return new UploadValidation(false, $"{path}: {info.Length} bytes is over the {MaxUploadBytes}-byte limit",
-                null, 0, null);
-        try
-        {
-            var bytes = await store.ReadAllBytesAsync(path, cancellationToken);
-            if (CheckpointCodec.ReadKind(bytes, path) is { } kind && kind != CheckpointMetadata.ModelKind)
-                return new UploadValidation(false, $"{path}: already a {kind}; upload a float checkpoint", null, 0, null);
-            var (model, _) = ModelIO.LoadModel(bytes, path);
+            var info = await CurrentVersionAsync(upload, cancellationToken);
+            if (info.Length > MaxUploadBytes)
+                return Invalid($"{path}: {info.Length} bytes is over the {MaxUploadBytes}-byte limit");
+            await using var stream = await store.OpenVersionAsync(path, info.ETag, cancellationToken);
+            var limits = new SafeTensorsReadOptions { MaxHeaderBytes = MaxHeaderBytes };
+            if (CheckpointCodec.ReadKind(stream, path, limits) is { } kind && kind != CheckpointMetadata.ModelKind)
+                return Invalid($"{path}: already a {kind}; upload a float checkpoint");
+            var (model, _) = ModelIO.LoadModel(stream, path);
             using (model.Module)
             {
                 info.Metadata.TryGetValue("calibration", out var calibration);
@@ -68,32 +111,87 @@ public sealed class UploadSteps(IArtifactStore store)
                     calibration);
             }
         }
-        catch (ScaleGrowException e)
+        catch (ScaleGrowException e) when (e is not ArtifactStoreUnavailableException)
         {
-            return new UploadValidation(false, e.Message.ReplaceLineEndings(" "), null, 0, null);
+            return Invalid(e.Message.ReplaceLineEndings(" "));
         }
     }
 
-    /// <summary>Writes the error report and moves the upload aside (idempotent).</summary>
-    public async Task<UploadOutcome> RejectAsync(UploadRef upload, string error, CancellationToken cancellationToken = default)
+    private static UploadValidation Invalid(string error) => new(false, error, null, 0, null);
+
+    private static string NameProblem(string path)
     {
-        string safe = SafeName(upload.Name);
-        string report = $"{Rejected}/{safe}.error.json";
-        await store.WriteAsync(report, Json(new JsonObject
-        {
-            ["upload"] = upload.Name, ["etag"] = upload.ETag, ["status"] = "rejected", ["error"] = error,
-        }), null, cancellationToken);
         try
         {
-            string source = PathOf(Uploads, upload.Name);
-            if (await store.GetInfoAsync(source, cancellationToken) is { } info && info.ETag == upload.ETag)
-                await store.MoveAsync(source, $"{Rejected}/{safe}", cancellationToken);
+            ArtifactPath.Validate(path);
+            return "unknown";
         }
-        catch (ScaleGrowException)
+        catch (InvalidSpecException e)
         {
-            // A name the store cannot address stays where it is; the report says why it was rejected.
+            return e.Message;
         }
-        return new UploadOutcome("rejected", upload.Name, null, report, error);
+    }
+
+    /// <summary>The upload's info, if it is still the version the upload event named.</summary>
+    /// <exception cref="ArtifactNotFoundException">The upload was deleted.</exception>
+    /// <exception cref="ArtifactConflictException">The name now holds another version (that version's own event
+    /// handles it).</exception>
+    private async Task<ArtifactInfo> CurrentVersionAsync(UploadRef upload, CancellationToken cancellationToken)
+    {
+        string path = PathOf(Uploads, upload.Name);
+        var info = await store.GetInfoAsync(path, cancellationToken)
+                   ?? throw new ArtifactNotFoundException(path);
+        if (!SameVersion(info.ETag, upload.ETag))
+            throw new ArtifactConflictException(path,
+                $"was replaced after the upload event (ETag {upload.ETag}, now {info.ETag}); the new version is " +
+                "handled on its own");
+        return info;
+    }
+
+    private static bool SameVersion(string a, string b) => Unquoted(a) == Unquoted(b);
+
+    private static string Unquoted(string eTag) => eTag.StartsWith("W/", StringComparison.Ordinal)
+        ? eTag[2..].Trim('"')
+        : eTag.Trim('"');
+
+    /// <summary>
+    /// Writes the error report and moves the upload aside (idempotent). When the upload's name already holds another
+    /// version, that version is left where it is, and this report never replaces one already written for it.
+    /// </summary>
+    public async Task<UploadOutcome> RejectAsync(UploadRef upload, string error, CancellationToken cancellationToken = default)
+    {
+        var paths = PathsFor(upload.Name, Quantization.Bits);
+        string source = PathOf(Uploads, upload.Name);
+        bool addressable = ArtifactPath.IsValid(source);
+        var current = addressable ? await store.GetInfoAsync(source, cancellationToken) : null;
+        bool ours = current is not null && SameVersion(current.ETag, upload.ETag);
+        var report = Json(new JsonObject
+        {
+            ["upload"] = upload.Name, ["etag"] = upload.ETag, ["status"] = "rejected", ["error"] = error,
+            ["movedTo"] = ours ? paths.RejectedUpload : null,
+        });
+        bool superseded = current is not null && !ours;
+        try
+        {
+            await store.WriteAsync(paths.ErrorReport, report,
+                superseded ? ArtifactWriteOptions.IfNotExists : null, cancellationToken);
+        }
+        catch (ArtifactConflictException) when (superseded)
+        {
+            // The newer version's report is already there: it is the one that matters.
+        }
+        if (ours)
+        {
+            try
+            {
+                await store.MoveAsync(source, paths.RejectedUpload, cancellationToken);
+            }
+            catch (ArtifactConflictException)
+            {
+                // Replaced while moving: the new version stays for its own event; the copy in rejected/ is ours.
+            }
+        }
+        return new UploadOutcome("rejected", upload.Name, null, paths.ErrorReport, error);
     }
 
     /// <summary>How uploads are quantized unless the upload's metadata says otherwise (<c>method</c>, <c>bits</c>,
@@ -108,7 +206,9 @@ public sealed class UploadSteps(IArtifactStore store)
 
     /// <summary>
     /// Quantizes the upload (thesis chapter 4, <see cref="QuantizationRunner"/>: fuses a multi-branch CNN first) and
-    /// writes the packed checkpoint and a report. Calibration images come from the training split of the dataset
+    /// writes the packed checkpoint and a report. The upload is streamed at the ETag that was validated; if the name
+    /// holds another version by now, this fails with <see cref="ArtifactConflictException"/> (the orchestration then
+    /// rejects this version with that message). Calibration images come from the training split of the dataset
     /// the upload's <c>calibration</c> metadata names, else the one its input shape suggests; when that is not
     /// installed here the calibrated methods fall back to round-to-nearest and the report says so. Idempotent: a
     /// retry rewrites the same two blobs.
@@ -116,34 +216,48 @@ public sealed class UploadSteps(IArtifactStore store)
     public async Task<UploadOutcome> QuantizeAsync(UploadRef upload, CancellationToken cancellationToken = default)
     {
         string path = PathOf(Uploads, upload.Name);
-        var bytes = await store.ReadAllBytesAsync(path, cancellationToken);
-        var info = await store.GetInfoAsync(path, cancellationToken);
-        var meta = info?.Metadata ?? new Dictionary<string, string>();
+        var info = await CurrentVersionAsync(upload, cancellationToken);
+        var meta = info.Metadata;
         var options = OptionsFor(meta, path);
         var notes = new List<string>();
-        var (probe, _) = ModelIO.LoadModel(bytes, path);
-        var spec = probe.Spec;
-        probe.Module.Dispose();
+        await using var stream = await store.OpenVersionAsync(path, info.ETag, cancellationToken);
+        var spec = ReadSpec(stream, path);
         using var data = CalibrationData(spec, meta.GetValueOrDefault("calibration"), notes);
         using var calibration = data is null
             ? CalibrationSet.None()
             : CalibrationSet.FromTrainingSplit(data, options.CalibrationSamples, options.Seed);
-        var result = new QuantizationRunner().Run(bytes, path, new QuantizationRunRequest
+        var result = new QuantizationRunner().Run(stream, path, new QuantizationRunRequest
         {
             Options = options, Calibration = calibration, EvaluationData = EvaluationSamples > 0 ? data : null,
         }, cancellation: cancellationToken);
-        string stem = SafeName(Path.GetFileNameWithoutExtension(upload.Name));
-        string artifact = $"{Quantized}/{stem}.w{options.Bits}.safetensors";
-        await store.WriteAsync(artifact, result.Checkpoint, null, cancellationToken);
-        string report = $"{Quantized}/{stem}.report.json";
+        var paths = PathsFor(upload.Name, options.Bits);
+        await store.WriteAsync(paths.Artifact, result.Checkpoint, null, cancellationToken);
         var json = JsonNode.Parse(result.Report.ToJson())!.AsObject();
         json["upload"] = upload.Name;
         json["etag"] = upload.ETag;
         json["status"] = "quantized";
-        json["artifact"] = artifact;
+        json["artifact"] = paths.Artifact;
         if (notes.Count > 0) json["uploadNotes"] = new JsonArray(notes.Select(n => (JsonNode)n!).ToArray());
-        await store.WriteAsync(report, Json(json), null, cancellationToken);
-        return new UploadOutcome("quantized", upload.Name, artifact, report, null);
+        await store.WriteAsync(paths.Report, Json(json), null, cancellationToken);
+        return new UploadOutcome("quantized", upload.Name, paths.Artifact, paths.Report, null);
+    }
+
+    /// <summary>The architecture spec from the checkpoint's header alone (no tensor is read); the stream is left where
+    /// it was.</summary>
+    private ArchitectureSpec ReadSpec(Stream stream, string path)
+    {
+        var header = CheckpointCodec.ReadMetadata(stream, path,
+            new SafeTensorsReadOptions { MaxHeaderBytes = MaxHeaderBytes });
+        if (!header.TryGetValue(CheckpointMetadata.SpecKey, out var json))
+            throw new CheckpointFormatException($"{path}: __metadata__ has no '{CheckpointMetadata.SpecKey}'");
+        try
+        {
+            return ArchitectureSpec.FromJson(json, path);
+        }
+        catch (InvalidSpecException e)
+        {
+            throw new CheckpointFormatException($"{path}: {e.Message}");
+        }
     }
 
     /// <summary>The service's quantization options with the upload's metadata overrides, validated.</summary>

@@ -113,6 +113,37 @@ public sealed class BlobArtifactStore : IArtifactStore
         }, cancellationToken);
     }
 
+    /// <remarks>The SDK's seekable read stream with <c>allowModifications: false</c> and <c>If-Match</c>: every range
+    /// it fetches (4 MiB at a time) is conditional on the ETag, so a blob replaced mid-read fails the next fetch (412)
+    /// instead of mixing versions; that failure surfaces as <see cref="ArtifactConflictException"/>.</remarks>
+    public Task<Stream> OpenVersionAsync(string path, string eTag, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eTag);
+        var blob = Blob(path);
+        return Call(path, "read", async () =>
+        {
+            var options = new BlobOpenReadOptions(allowModifications: false)
+            {
+                BufferSize = ReadChunkBytes, Conditions = new BlobRequestConditions { IfMatch = new ETag(eTag) },
+            };
+            try
+            {
+                var stream = await blob.OpenReadAsync(options, cancellationToken).ConfigureAwait(false);
+                return (Stream)new TranslatingReadStream(stream, path);
+            }
+            catch (RequestFailedException e) when (e.Status == 412)
+            {
+                // A condition on a blob that is gone may also answer 412: say which it is.
+                if (!(await blob.ExistsAsync(cancellationToken).ConfigureAwait(false)).Value)
+                    throw new ArtifactNotFoundException(path, e);
+                throw new ArtifactConflictException(path, $"is no longer the version with ETag {eTag}", e);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>Range size of <see cref="OpenVersionAsync"/>'s reads: the most a streamed read holds at once.</summary>
+    public const int ReadChunkBytes = 4 << 20;
+
     public Task<ArtifactContent> ReadAsync(string path, CancellationToken cancellationToken = default)
     {
         var blob = Blob(path);
@@ -432,6 +463,90 @@ public sealed class BlobArtifactStore : IArtifactStore
 
     private static string Describe(RequestFailedException e) =>
         e.Status == 0 ? "no response" : $"HTTP {e.Status} {e.ErrorCode}".TrimEnd();
+
+    /// <summary>
+    /// A pinned read stream whose failures speak the store's language: a version replaced mid-read (412) is an
+    /// <see cref="ArtifactConflictException"/>, a network failure <see cref="ArtifactStoreUnavailableException"/>.
+    /// </summary>
+    private sealed class TranslatingReadStream(Stream inner, string path) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => inner.CanSeek;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+
+        public override long Position
+        {
+            get => inner.Position;
+            set => inner.Position = value;
+        }
+
+        // Span reads go through one small array: a stream that does not override Read(Span) would otherwise rent an
+        // array as large as the request, and tensor reads ask for up to 1 GiB at a time.
+        private readonly byte[] _scratch = new byte[1 << 20];
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            try
+            {
+                return inner.Read(buffer, offset, count);
+            }
+            catch (Exception e) when (Failure(e) is { } translated)
+            {
+                throw translated;
+            }
+        }
+
+        public override int Read(Span<byte> buffer)
+        {
+            int read = Read(_scratch, 0, Math.Min(buffer.Length, _scratch.Length));
+            _scratch.AsSpan(0, read).CopyTo(buffer);
+            return read;
+        }
+
+        public override async Task<int> ReadAsync(byte[] buffer, int offset, int count,
+            CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await inner.ReadAsync(buffer, offset, count, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (Failure(e) is { } translated)
+            {
+                throw translated;
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer,
+            CancellationToken cancellationToken = default)
+        {
+            if (System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(buffer, out var array))
+                return await ReadAsync(array.Array!, array.Offset, array.Count, cancellationToken)
+                    .ConfigureAwait(false);
+            int read = await ReadAsync(_scratch, 0, Math.Min(buffer.Length, _scratch.Length), cancellationToken)
+                .ConfigureAwait(false);
+            _scratch.AsSpan(0, read).CopyTo(buffer.Span);
+            return read;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
+
+        private Exception? Failure(Exception e) => e switch
+        {
+            RequestFailedException { Status: 412 } r =>
+                new ArtifactConflictException(path, "was replaced while it was being read", r),
+            _ => Translate(e, path, "read", CancellationToken.None),
+        };
+    }
 
     /// <summary>Counts what an upload reads from a stream whose length is not known in advance.</summary>
     private sealed class CountingReadStream(Stream inner) : Stream

@@ -85,6 +85,10 @@ public sealed class CachingArtifactStore : IArtifactStore
             : new MemoryStream(bytes.ToArray(), writable: false);
     }
 
+    /// <summary>Streams from the inner store: a pinned version is read once, straight through.</summary>
+    public Task<Stream> OpenVersionAsync(string path, string eTag, CancellationToken cancellationToken = default) =>
+        Inner.OpenVersionAsync(path, eTag, cancellationToken);
+
     private async Task<ArtifactInfo> CurrentAsync(string path, CancellationToken cancellationToken)
     {
         var current = await Inner.GetInfoAsync(path, cancellationToken).ConfigureAwait(false);

@@ -35,6 +35,18 @@ public interface IArtifactStore
     /// <exception cref="ArtifactNotFoundException">No artifact at the path.</exception>
     Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Opens exactly the version of the artifact whose ETag is <paramref name="eTag"/> for reading, as a seekable
+    /// stream of known length that fetches content as it is read (blob stores read ranges on demand), so an artifact
+    /// of any size can be parsed without holding it in memory. The stream never returns bytes of another version:
+    /// opening fails with <see cref="ArtifactConflictException"/> when the artifact is no longer that version, and an
+    /// open stream either keeps reading its version (a local file replaced by rename) or fails the same way (a blob
+    /// replaced between two range reads).
+    /// </summary>
+    /// <exception cref="ArtifactNotFoundException">No artifact at the path.</exception>
+    /// <exception cref="ArtifactConflictException">The artifact's current version has another ETag.</exception>
+    Task<Stream> OpenVersionAsync(string path, string eTag, CancellationToken cancellationToken = default);
+
     /// <summary>Reads the whole artifact together with the info (ETag, metadata) of exactly the version read.</summary>
     /// <exception cref="ArtifactNotFoundException">No artifact at the path.</exception>
     Task<ArtifactContent> ReadAsync(string path, CancellationToken cancellationToken = default);

@@ -98,6 +98,18 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
         return Task.FromResult<Stream>(OpenFile(path, file));
     }
 
+    public Task<Stream> OpenVersionAsync(string path, string eTag, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(eTag);
+        string file = GetFilePath(path);
+        cancellationToken.ThrowIfCancellationRequested();
+        // Writers rename a new file over the name, so an open handle keeps reading the version it opened.
+        var (stream, info) = OpenVersion(path, file);
+        if (info.ETag == eTag) return Task.FromResult<Stream>(stream);
+        stream.Dispose();
+        throw new ArtifactConflictException(path, $"has ETag {info.ETag}, not the expected {eTag} (replaced since)");
+    }
+
     public async Task<ArtifactContent> ReadAsync(string path, CancellationToken cancellationToken = default)
     {
         string file = GetFilePath(path);

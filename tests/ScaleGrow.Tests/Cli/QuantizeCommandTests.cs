@@ -47,7 +47,8 @@ public class QuantizeCommandTests(TrainedGrownCnn trained) : IClassFixture<Train
             [bad, "--store", store, "--json"])));
         Assert.Contains("rejected", e.Message);
         Assert.DoesNotContain('\n', e.Message);
-        Assert.True(File.Exists(Path.Combine(store, "rejected", "garbage.safetensors.error.json")));
+        Assert.True(File.Exists(Path.Combine(store, "rejected", "garbage.safetensors", "garbage.safetensors.error.json")));
+        Assert.True(File.Exists(Path.Combine(store, "rejected", "garbage.safetensors", "garbage.safetensors")));
     }
 
     [Fact]

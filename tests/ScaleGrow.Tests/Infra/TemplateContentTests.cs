@@ -10,6 +10,7 @@ namespace ScaleGrow.Tests.Infra;
 public class TemplateContentTests : IClassFixture<CompiledInfra>
 {
     private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
+    private const string StorageBlobDataContributor = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
     private const string StorageTableDataContributor = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3";
     private const string AcrPull = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
@@ -45,12 +46,98 @@ public class TemplateContentTests : IClassFixture<CompiledInfra>
     public void ManagedIdentityGetsBlobQueueAndTableDataRolesOnTheStorageAccount()
     {
         var granted = RoleGrantsToAppIdentity();
-        foreach (var role in new[] { StorageBlobDataOwner, StorageQueueDataContributor, StorageTableDataContributor })
+        foreach (var role in new[] { StorageBlobDataContributor, StorageQueueDataContributor,
+                     StorageTableDataContributor })
         {
             Assert.True(granted.Any(g => g.Role == role && g.Scope.Contains("Microsoft.Storage/storageAccounts")),
                 $"no assignment of role {role} on the storage account to the app identity; found: " +
                 string.Join("; ", granted));
         }
+    }
+
+    [Fact]
+    public void NoIdentityHoldsStorageBlobDataOwner()
+    {
+        // Owner adds only ACL and ownership changes (hierarchical namespace, not used here) to what Contributor allows.
+        foreach (var assignment in template.OfType("Microsoft.Authorization/roleAssignments"))
+        {
+            var definition = (string)assignment.Properties["roleDefinitionId"]!;
+            var argument = ArmTemplate.Arguments(definition, "subscriptionResourceId")[^1];
+            Assert.DoesNotContain(ArmTemplate.Resolve(assignment.Template, argument), r => (string?)r == StorageBlobDataOwner);
+        }
+        var account = template.Single("Microsoft.Storage/storageAccounts").Properties;
+        Assert.NotEqual(true, account["isHnsEnabled"]?.GetValue<bool>());
+    }
+
+    [Fact]
+    public void StorageFirewallRulesAndPrivateEndpointsAreParametersThatDefaultToTheOpenNetwork()
+    {
+        var account = template.Single("Microsoft.Storage/storageAccounts");
+        var storage = account.Deployment!;
+        var acls = account.Properties["networkAcls"]!.AsObject();
+        Assert.Equal("[parameters('networkDefaultAction')]", (string?)acls["defaultAction"]);
+        Assert.Equal("AzureServices", (string?)acls["bypass"]);
+        var loops = acls["copy"]!.AsArray().OfType<JsonObject>().ToDictionary(c => (string)c["name"]!);
+        Assert.Equal("[length(parameters('allowedIpRanges'))]", (string?)loops["ipRules"]["count"]);
+        Assert.Equal("[length(parameters('allowedSubnetIds'))]", (string?)loops["virtualNetworkRules"]["count"]);
+        Assert.Equal("[parameters('publicNetworkAccess')]", (string?)account.Properties["publicNetworkAccess"]);
+
+        // main.bicep passes its own parameters through, and their defaults keep today's open network.
+        var parameters = template.Root["parameters"]!;
+        foreach (var (inMain, inModule) in new[]
+                 {
+                     ("storageNetworkDefaultAction", "networkDefaultAction"), ("storageAllowedIpRanges", "allowedIpRanges"),
+                     ("storageAllowedSubnetIds", "allowedSubnetIds"),
+                     ("storagePrivateEndpointSubnetId", "privateEndpointSubnetId"),
+                     ("storagePublicNetworkAccess", "publicNetworkAccess"),
+                 })
+            Assert.Equal($"[parameters('{inMain}')]", ArmTemplate.ModuleParameter(storage, inModule));
+        Assert.Equal("Allow", (string?)parameters["storageNetworkDefaultAction"]!["defaultValue"]);
+        Assert.Equal(["Allow", "Deny"],
+            parameters["storageNetworkDefaultAction"]!["allowedValues"]!.AsArray().Select(v => (string?)v));
+        Assert.Equal("Enabled", (string?)parameters["storagePublicNetworkAccess"]!["defaultValue"]);
+
+        // A private endpoint per service the host uses, only when a subnet is given, with DNS zones beside them.
+        var endpoints = template.Single("Microsoft.Network/privateEndpoints");
+        var services = ArmTemplate.Resolve(endpoints.Template, "variables('privateServices')").Single()!.ToString();
+        Assert.Equal("[if(empty(parameters('privateEndpointSubnetId')), createArray(), " +
+                     "createArray('blob', 'queue', 'table'))]", services);
+        Assert.Equal("[parameters('privateEndpointSubnetId')]", (string?)endpoints.Properties["subnet"]!["id"]);
+        Assert.Single(template.OfType("Microsoft.Network/privateDnsZones"));
+        Assert.Single(template.OfType("Microsoft.Network/privateEndpoints/privateDnsZoneGroups"));
+
+        // The app can be put into a subnet that the firewall allows or that reaches the private endpoints.
+        var environment = template.Single("Microsoft.App/managedEnvironments");
+        Assert.Contains("parameters('infrastructureSubnetId')",
+            environment.Properties["vnetConfiguration"]!.ToString());
+        Assert.Equal("[parameters('environmentSubnetId')]",
+            ArmTemplate.ModuleParameter(environment.Deployment!, "infrastructureSubnetId"));
+    }
+
+    [Fact]
+    public void LifecycleRulesDeleteUploadsAndRejectedUploadsAfterTheRetentionDaysGiven()
+    {
+        var policy = template.Single("Microsoft.Storage/storageAccounts/managementPolicies");
+        Assert.EndsWith("'default')]", policy.Name);
+        var rules = policy.Properties["policy"]!["rules"]!.AsArray().OfType<JsonObject>().ToList();
+        foreach (var (prefix, parameter, mainParameter, days) in new[]
+                 {
+                     ("uploads/", "uploadsRetentionDays", "uploadsRetentionDays", 14),
+                     ("rejected/", "rejectedRetentionDays", "rejectedRetentionDays", 30),
+                 })
+        {
+            var rule = Assert.Single(rules, r =>
+                r["definition"]!["filters"]!["prefixMatch"]!.AsArray().Select(p => (string?)p).SequenceEqual([prefix]));
+            Assert.True(rule["enabled"]!.GetValue<bool>());
+            Assert.Equal($"[parameters('{parameter}')]",
+                (string?)rule["definition"]!["actions"]!["baseBlob"]!["delete"]!["daysAfterModificationGreaterThan"]);
+            Assert.Equal($"[parameters('{mainParameter}')]", ArmTemplate.ModuleParameter(policy.Deployment!, parameter));
+            var declared = template.Root["parameters"]![mainParameter]!;
+            Assert.Equal(days, (int)declared["defaultValue"]!);
+            Assert.Equal(1, (int)declared["minValue"]!);
+        }
+        // Results are kept: no rule touches runs/ or quantized/.
+        Assert.Equal(2, rules.Count);
     }
 
     [Fact]

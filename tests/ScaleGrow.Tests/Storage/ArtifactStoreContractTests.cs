@@ -44,6 +44,35 @@ public abstract class ArtifactStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AVersionOpenedByItsETagIsReadWholeOrNotAtAllWhenTheArtifactIsReplaced()
+    {
+        // Larger than the blob store's 4 MiB read range, so the rest of the stream is fetched after the overwrite.
+        var first = RandomBytes(3 * BlobArtifactStore.ReadChunkBytes, 11);
+        var info = await Store.WriteAsync(P("uploads/big.safetensors"), first);
+        await using (var stream = await Store.OpenVersionAsync(info.Path, info.ETag))
+        {
+            Assert.True(stream.CanSeek);
+            Assert.Equal(first.Length, stream.Length);
+            var head = new byte[1000];
+            stream.ReadExactly(head);
+            Assert.Equal(first[..1000], head);
+            await OpenOtherWriter().WriteAsync(info.Path, RandomBytes(first.Length, 12));
+            // The store either keeps serving the version it opened or refuses; it never hands out the new bytes.
+            var rest = new byte[first.Length - 1000];
+            try
+            {
+                stream.ReadExactly(rest);
+                Assert.Equal(first[1000..], rest);
+            }
+            catch (ArtifactConflictException)
+            {
+            }
+        }
+        await Assert.ThrowsAsync<ArtifactConflictException>(() => Store.OpenVersionAsync(info.Path, info.ETag));
+        await Assert.ThrowsAsync<ArtifactNotFoundException>(() => Store.OpenVersionAsync(P("uploads/none"), info.ETag));
+    }
+
+    [Fact]
     public async Task WrittenBytesReadBackWithTheInfoOfTheWrite()
     {
         var content = RandomBytes(10_000, 1);

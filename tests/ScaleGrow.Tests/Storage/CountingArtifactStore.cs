@@ -36,6 +36,12 @@ public sealed class CountingArtifactStore(IArtifactStore inner) : IArtifactStore
         return inner.OpenReadAsync(path, cancellationToken);
     }
 
+    public Task<Stream> OpenVersionAsync(string path, string eTag, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Increment(ref _contentReads);
+        return inner.OpenVersionAsync(path, eTag, cancellationToken);
+    }
+
     public Task<ArtifactContent> ReadAsync(string path, CancellationToken cancellationToken = default)
     {
         Interlocked.Increment(ref _contentReads);
