@@ -31,7 +31,11 @@ public static class Evaluation
         };
     }
 
-    /// <summary>Writes one row of logits per test sample, in dataset order; returns the number of rows.</summary>
+    /// <summary>
+    /// Writes one row of logits per test sample, in dataset order; returns the number of rows. The <c>index</c> column
+    /// is the sample's index in the dataset's full test set (a <c>--limit</c> subset is a seeded random choice kept in
+    /// file order), so a row can be joined with the original file.
+    /// </summary>
     public static int WriteLogitsCsv(IScaleGrowModel model, IRunData data, string path)
     {
         if (data.IsLanguageModel)
@@ -41,6 +45,8 @@ public static class Evaluation
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temp = full + $".tmp-{Environment.ProcessId}";
         int rows = 0;
+        // Images: rows join the full test set by index; text rows are numbered in their split's order.
+        IReadOnlyList<long>? testIndices = (data as ImageRunData)?.Splits.TestIndices;
         model.Module.eval();
         using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))
         {
@@ -55,7 +61,7 @@ public static class Evaluation
                 for (int i = 0; i < labels.Length; i++)
                 {
                     var sb = new StringBuilder();
-                    sb.Append(rows).Append(',').Append(labels[i]);
+                    sb.Append(testIndices?[rows] ?? rows).Append(',').Append(labels[i]);
                     for (int c = 0; c < classes; c++)
                         sb.Append(',').Append(logits[i * classes + c].ToString("R", CultureInfo.InvariantCulture));
                     writer.WriteLine(sb);

@@ -121,10 +121,11 @@ public sealed class UploadSteps(IArtifactStore store)
         var meta = info?.Metadata ?? new Dictionary<string, string>();
         var options = OptionsFor(meta, path);
         var notes = new List<string>();
-        var (probe, _) = ModelIO.LoadModel(bytes, path);
+        var (probe, checkpointMetadata) = ModelIO.LoadModel(bytes, path);
         var spec = probe.Spec;
         probe.Module.Dispose();
-        using var data = CalibrationData(spec, meta.GetValueOrDefault("calibration"), notes);
+        using var data = CalibrationData(spec, InputNormalization.FromMetadata(checkpointMetadata, path),
+            meta.GetValueOrDefault("calibration"), notes);
         using var calibration = data is null
             ? CalibrationSet.None()
             : CalibrationSet.FromTrainingSplit(data, options.CalibrationSamples, options.Seed);
@@ -163,14 +164,17 @@ public sealed class UploadSteps(IArtifactStore store)
         return options;
     }
 
-    private DataSplits? CalibrationData(ArchitectureSpec spec, string? named, List<string> notes)
+    /// <summary>Calibration and evaluation images, normalised as the model was trained (<paramref name="recorded"/>;
+    /// older uploads without it: the data's own statistics, and a note says so).</summary>
+    private DataSplits? CalibrationData(ArchitectureSpec spec, InputNormalization? recorded, string? named,
+        List<string> notes)
     {
         if (spec is TransformerSpec { Modality: TransformerModality.Text })
         {
             notes.Add("text model: no calibration images, round-to-nearest");
             return null;
         }
-        string name = named ?? (spec switch
+        string name = named ?? recorded?.Dataset ?? (spec switch
         {
             CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
             _ => DatasetSpec.FashionMnist,
@@ -181,7 +185,7 @@ public sealed class UploadSteps(IArtifactStore store)
         try
         {
             dataSpec.Validate();
-            data = DatasetLoader.Load(dataSpec);
+            data = DatasetLoader.Load(dataSpec, recorded);
         }
         catch (ScaleGrowException e) when (e is DataFormatException or InvalidSpecException)
         {
@@ -190,7 +194,13 @@ public sealed class UploadSteps(IArtifactStore store)
         }
         long[] expected = Evaluation.InputShape(spec);
         long[] actual = [data.Channels, data.Height, data.Width];
-        if (expected.SequenceEqual(actual)) return data;
+        if (expected.SequenceEqual(actual))
+        {
+            if (recorded is null)
+                notes.Add($"the upload does not record its input normalisation ({InputNormalization.MetadataKey}): " +
+                          $"calibrated with the statistics of the {name} training split");
+            return data;
+        }
         notes.Add($"calibration data '{name}' is [{string.Join(", ", actual)}] per sample, the model takes " +
                   $"[{string.Join(", ", expected)}]; round-to-nearest, accuracy not measured");
         data.Dispose();
