@@ -5,7 +5,8 @@ using static ScaleGrow.Tests.Cli.ModelCommandsTestKit;
 namespace ScaleGrow.Tests.Cli;
 
 /// <summary>
-/// What eval and predict say about a model's outputs: rows that join the real test set. Real Fashion-MNIST.
+/// What eval and predict say about a model's outputs: rows that join the real test set, and non-finite outputs
+/// reported as such (issue 16: eval failed writing JSON, predict exited 0 with NaN logits). Real Fashion-MNIST.
 /// </summary>
 public class ModelOutputCommandTests
 {
@@ -33,6 +34,43 @@ public class ModelOutputCommandTests
                 DatasetLoader.FashionMnistDefaultDirectory, train: false, images: false));
             foreach (var (index, label, _) in rows)
                 Assert.Equal(labels[index].item<long>(), label);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    public static TheoryData<string> Commands() => ["eval", "eval --json", "predict", "predict --json"];
+
+    [Theory]
+    [MemberData(nameof(Commands))]
+    public void AModelWithNonFiniteOutputsIsAOneLineErrorNamingHowManyAndExitsTwo(string command)
+    {
+        var dir = Directory.CreateTempSubdirectory("scalegrow-nan-");
+        try
+        {
+            using var model = SmallVgg();
+            // Finite weights (the loader refuses NaN weights) whose logits overflow float32.
+            using (torch.no_grad())
+            {
+                var head = model.Module.named_parameters().Last(p => p.parameter.dim() == 2);
+                head.parameter.fill_(3e38f);
+            }
+            string checkpoint = Save(model, dir.FullName, "overflow.safetensors", FashionMnistInput());
+            string csv = Path.Combine(dir.FullName, "logits.csv");
+            var args = command.Split(' ').Concat(["--model", checkpoint, "--limit", "20"]).ToList();
+            if (args[0] == "predict") args.AddRange(["--out", csv, "--data", DatasetLoader.FashionMnistDefaultDirectory]);
+
+            var r = Run([.. args]);
+
+            Assert.Equal(2, r.ExitCode);
+            var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(lines.Length == 1, r.Stderr);
+            Assert.Matches(@"^error: .*produced \d+ non-finite outputs \(NaN or infinite\) of 200 ", lines[0]);
+            Assert.Equal("", r.Stdout.Trim());
+            Assert.False(File.Exists(csv), "predict left a CSV of non-finite logits");
+            Assert.Empty(Directory.GetFiles(dir.FullName, "*.tmp-*"));
         }
         finally
         {
