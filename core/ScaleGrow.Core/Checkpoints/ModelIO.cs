@@ -55,6 +55,7 @@ public static class ModelIO
             {
                 throw new CheckpointFormatException($"{source}: {e.Message}");
             }
+            EnsureSpecFitsFile(spec, checkpoint.Tensors, source, valuesPerByte: null);
             var model = ModelFactory.Create(spec);
             Load(model.Module, checkpoint.Tensors, source);
             return (model, checkpoint.Metadata);
@@ -65,6 +66,37 @@ public static class ModelIO
             foreach (var t in checkpoint.Tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance))
                 t.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Checks a checkpoint's spec against its file before the model is built — building allocates every parameter,
+    /// so a small file whose spec claims a huge model (a 122 KB file claiming width 8,192 took 9.4 GB in
+    /// <c>inspect</c>, issue 16) must be refused first: the spec must stay within the model memory limit
+    /// (<see cref="ModelMemory"/>), and its parameter count must not exceed what the file can hold — its values, or
+    /// for a packed quantized file <paramref name="valuesPerByte"/> values a byte. Names and shapes are then compared
+    /// one by one after building (<see cref="Load"/>), which by then costs no more than the file itself.
+    /// </summary>
+    internal static void EnsureSpecFitsFile(ArchitectureSpec spec, IReadOnlyDictionary<string, Tensor> tensors,
+        string source, double? valuesPerByte)
+    {
+        ModelMemory memory;
+        try
+        {
+            memory = ModelMemory.EnsureWithinLimit(spec, batchSize: 1, source);
+        }
+        catch (InvalidSpecException e)
+        {
+            throw new CheckpointFormatException(e.Message);
+        }
+        var distinct = tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance).ToList();
+        double capacity = valuesPerByte is { } perByte
+            ? distinct.Sum(t => (double)t.NumberOfElements * t.ElementSize) * perByte
+            : distinct.Sum(t => (double)t.NumberOfElements);
+        if (memory.Parameters > capacity)
+            throw new CheckpointFormatException(
+                $"{source}: the architecture spec ({spec.ArchString}) has {memory.Parameters:N0} parameters, but the " +
+                $"file's {distinct.Count:N0} tensors hold {capacity:N0} values; the spec does not describe these " +
+                "weights");
     }
 
     /// <summary>Copies tensors into a freshly built model; the names and shapes must match exactly.</summary>

@@ -6,12 +6,14 @@ using TorchSharp;
 
 namespace ScaleGrow.Tests.Cli;
 
-/// <summary>Runs the built CLI on checkpoints a test writes (eval, predict, inspect) and returns what it printed.</summary>
+/// <summary>Runs the built CLI on checkpoints a test writes (eval, predict, inspect); returns what it printed.</summary>
 internal static class ModelCommandsTestKit
 {
     public sealed record CliResult(int ExitCode, string Stdout, string Stderr);
 
-    public static CliResult Run(params string[] args)
+    public static CliResult Run(params string[] args) => RunWith(new Dictionary<string, string>(), args);
+
+    public static CliResult RunWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -20,6 +22,7 @@ internal static class ModelCommandsTestKit
         info.ArgumentList.Add(CrashResumeTests.CliDll());
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["CI"] = "true";
+        foreach (var (key, value) in environment) info.Environment[key] = value;
         using var p = Process.Start(info)!;
         var stderr = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();
@@ -34,7 +37,8 @@ internal static class ModelCommandsTestKit
         return (CnnModel)ModelFactory.Create(CnnSpecs.Seed(CnnFamily.Vgg, 10, 1, 28, [8, 8, 8]));
     }
 
-    /// <summary>The metadata a run on Fashion-MNIST writes (its input pipeline, with its well-known statistics).</summary>
+    /// <summary>The metadata a run on Fashion-MNIST writes: its input pipeline, with the well-known statistics.
+    /// </summary>
     public static IReadOnlyDictionary<string, string> FashionMnistInput() => new Dictionary<string, string>
     {
         [ScaleGrow.Data.InputNormalization.MetadataKey] = new ScaleGrow.Data.InputNormalization
