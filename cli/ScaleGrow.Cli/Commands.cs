@@ -103,7 +103,8 @@ public static class Commands
         {
             return (TextRunData.ForCheckpoint(metadata, cl.Get("data"), path), null);
         }
-        string name = cl.Get("dataset") ?? InputNormalization.FromMetadata(metadata, path)?.Dataset ?? (model.Spec switch
+        string name = cl.Get("dataset") ?? InputNormalization.FromMetadata(metadata, path)?.Dataset ??
+                      (model.Spec switch
         {
             CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
             _ => DatasetSpec.FashionMnist,

@@ -51,7 +51,8 @@ public static class QuantizeCommand
         probe.Module.Dispose();
 
         var notes = new List<string>();
-        using var data = LoadData(cl, spec, InputNormalization.FromMetadata(metadata, modelPath), modelPath, limit, notes);
+        var recorded = InputNormalization.FromMetadata(metadata, modelPath);
+        using var data = LoadData(cl, spec, recorded, modelPath, limit, notes);
         using var calibration = data is not null && calibrationSamples > 0
             ? CalibrationSet.FromTrainingSplit(data, calibrationSamples, options.Seed)
             : CalibrationSet.None();

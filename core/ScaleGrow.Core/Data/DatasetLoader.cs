@@ -114,7 +114,8 @@ public static class DatasetLoader
                 ? (recorded.Mean.ToArray(), recorded.Std.ToArray())
                 : spec.Normalize
                     ? ChannelStatistics(train)
-                    : (Enumerable.Repeat(0.0, train.Channels).ToArray(), Enumerable.Repeat(1.0, train.Channels).ToArray());
+                    : (Enumerable.Repeat(0.0, train.Channels).ToArray(),
+                        Enumerable.Repeat(1.0, train.Channels).ToArray());
             return new DataSplits(spec, train, validation, test, mean, std, testIndices);
         }
         catch

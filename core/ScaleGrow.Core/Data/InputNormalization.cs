@@ -15,7 +15,8 @@ public sealed record InputNormalization
     /// <summary>Checkpoint metadata key (a JSON object; see docs/checkpoint-format.md, "Input pipeline").</summary>
     public const string MetadataKey = "scalegrow.input";
 
-    /// <summary>The dataset the model was trained on (<see cref="DatasetSpec.Name"/>), the default for evaluation.</summary>
+    /// <summary>The dataset the model was trained on (<see cref="DatasetSpec.Name"/>), the default for evaluation.
+    /// </summary>
     public required string Dataset { get; init; }
     public required int Channels { get; init; }
     public required int Height { get; init; }
@@ -59,7 +60,8 @@ public sealed record InputNormalization
             _ when value.Mean is null || value.Std is null || value.Mean.Length != value.Channels ||
                    value.Std.Length != value.Channels => $"needs {value.Channels} means and standard deviations",
             _ when value.Mean.Any(m => !double.IsFinite(m)) => "has a mean that is not finite",
-            _ when value.Std.Any(s => !(s > 0) || !double.IsFinite(s)) => "has a standard deviation that is not positive",
+            _ when value.Std.Any(s => !(s > 0) || !double.IsFinite(s)) =>
+                "has a standard deviation that is not positive",
             _ => null,
         };
         if (problem is not null) throw new CheckpointFormatException($"{source}: '{MetadataKey}' {problem}");

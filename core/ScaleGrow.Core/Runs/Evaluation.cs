@@ -17,7 +17,8 @@ public static class Evaluation
     {
         var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken, data.Loss(0));
         if (metrics.NonFiniteOutputs > 0)
-            throw NonFinite(model, data, metrics.NonFiniteOutputs, metrics.Outputs, "no accuracy or loss can be reported");
+            throw NonFinite(model, data, metrics.NonFiniteOutputs, metrics.Outputs,
+                "no accuracy or loss can be reported");
         var stats = ModelStats.Of(model.Spec);
         double? b1 = null, b64 = null;
         if (measureLatency)
@@ -91,7 +92,8 @@ public static class Evaluation
 
     private static NonFiniteOutputException NonFinite(IScaleGrowModel model, IRunData data, long nonFinite,
         long outputs, string consequence) =>
-        new($"{model.Spec.ArchString} produced {nonFinite:N0} non-finite outputs (NaN or infinite) of {outputs:N0} on " +
+        new($"{model.Spec.ArchString} produced {nonFinite:N0} non-finite outputs (NaN or infinite) of {outputs:N0} " +
+            "on " +
             $"the {data.Name} test split; {consequence}", nonFinite, outputs);
 
     /// <summary>The per-sample input shape of a model (C, H, W) or (T) for text and decoders.</summary>

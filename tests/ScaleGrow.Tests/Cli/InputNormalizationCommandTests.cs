@@ -25,7 +25,8 @@ public class InputNormalizationCommandTests
         {
             using var model = SmallVgg();
             // Logits of a trained size (a fresh head gives ones near 0, where any input shift looks small).
-            using (torch.no_grad()) model.Module.named_parameters().Last(p => p.parameter.dim() == 2).parameter.mul_(100);
+            using (torch.no_grad())
+                model.Module.named_parameters().Last(p => p.parameter.dim() == 2).parameter.mul_(100);
             using var training = new ImageRunData(DatasetLoader.Load(Training));
             string checkpoint = Save(model, dir.FullName, "model.safetensors", training.CheckpointMetadata);
             var expected = Logits(model, training);

@@ -20,8 +20,8 @@ public class ModelOutputCommandTests
             string checkpoint = Save(model, dir.FullName, "model.safetensors", FashionMnistInput());
             string csv = Path.Combine(dir.FullName, "logits.csv");
 
-            var r = Run("predict", "--model", checkpoint, "--data", DatasetLoader.FashionMnistDefaultDirectory, "--limit",
-                "50", "--out", csv);
+            var r = Run("predict", "--model", checkpoint, "--data", DatasetLoader.FashionMnistDefaultDirectory,
+                "--limit", "50", "--out", csv);
 
             Assert.True(r.ExitCode == 0, r.Stderr);
             var rows = ReadCsv(csv);
@@ -60,7 +60,8 @@ public class ModelOutputCommandTests
             string checkpoint = Save(model, dir.FullName, "overflow.safetensors", FashionMnistInput());
             string csv = Path.Combine(dir.FullName, "logits.csv");
             var args = command.Split(' ').Concat(["--model", checkpoint, "--limit", "20"]).ToList();
-            if (args[0] == "predict") args.AddRange(["--out", csv, "--data", DatasetLoader.FashionMnistDefaultDirectory]);
+            if (args[0] == "predict")
+                args.AddRange(["--out", csv, "--data", DatasetLoader.FashionMnistDefaultDirectory]);
 
             var r = Run([.. args]);
 
