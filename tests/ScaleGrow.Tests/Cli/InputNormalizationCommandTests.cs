@@ -61,6 +61,8 @@ public class InputNormalizationCommandTests
         try
         {
             using var model = SmallVgg(seed: 11);
+            using (torch.no_grad())
+                model.Module.named_parameters().Last(p => p.parameter.dim() == 2).parameter.mul_(100);
             using var training = new ImageRunData(DatasetLoader.Load(Training));
             string checkpoint = Save(model, dir.FullName, "model.safetensors", training.CheckpointMetadata);
             var run = Evaluation.Evaluate(model, training, 500, measureLatency: false, default);
@@ -71,7 +73,7 @@ public class InputNormalizationCommandTests
             var json = JsonNode.Parse(r.Stdout)!;
             Assert.Equal(run.Samples, (long)json["samples"]!);
             Assert.Equal(run.Accuracy, (double)json["accuracy"]!, 9);
-            Assert.Equal(run.Loss, (double)json["loss"]!, 4);
+            Assert.Equal(run.Loss, (double)json["loss"]!, 5);
         }
         finally
         {
