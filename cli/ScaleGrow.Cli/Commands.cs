@@ -92,24 +92,28 @@ public static class Commands
 
     /// <summary>
     /// The evaluation data for a checkpoint. Text models: the text data they recorded (or --data, a
-    /// label&lt;TAB&gt;text file), encoded with the tokenizer they carry. Images: --dataset, else guessed from the
-    /// model's input channels.
+    /// label&lt;TAB&gt;text file), encoded with the tokenizer they carry. Images: --dataset, else the dataset the
+    /// checkpoint recorded, else guessed from the model's input channels; normalised with the statistics the
+    /// checkpoint recorded (an older checkpoint without them: the data's own, with a warning on stderr).
     /// </summary>
-    private static IRunData DataFor(IScaleGrowModel model, IReadOnlyDictionary<string, string> metadata,
-        CommandLine cl, string path)
+    private static (IRunData Data, string? Note) DataFor(IScaleGrowModel model,
+        IReadOnlyDictionary<string, string> metadata, CommandLine cl, string path)
     {
         if (model.Spec is TransformerSpec { Modality: TransformerModality.Text } or DecoderSpec)
         {
-            return TextRunData.ForCheckpoint(metadata, cl.Get("data"), path);
+            return (TextRunData.ForCheckpoint(metadata, cl.Get("data"), path), null);
         }
-        string name = cl.Get("dataset") ?? (model.Spec switch
+        string name = cl.Get("dataset") ?? InputNormalization.FromMetadata(metadata, path)?.Dataset ??
+                      (model.Spec switch
         {
             CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
             _ => DatasetSpec.FashionMnist,
         });
         var spec = new DatasetSpec(Name: name, Directory: cl.Get("data"), TestLimit: cl.Int("limit", 1));
         spec.Validate();
-        return new ImageRunData(DatasetLoader.Load(spec));
+        var (data, note) = ImageRunData.ForCheckpoint(metadata, spec, path);
+        if (note is not null) Console.Error.WriteLine($"warning: {note}");
+        return (data, note);
     }
 
     private static int Eval(string[] args)
@@ -121,7 +125,7 @@ public static class Commands
         if (cl.Get("choices") is { } choices) return EvalChoices(cl, output, path, choices);
         if (cl.Get("normalize") is not null) throw new UsageException("eval: --normalize goes with --choices");
         var (model, metadata) = LoadModel(path);
-        var data = DataFor(model, metadata, cl, path);
+        var (data, note) = DataFor(model, metadata, cl, path);
         var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
         output.Line(result.Perplexity is { } ppl
             ? $"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test tokens of {Markup.Escape(data.Name)}: " +
@@ -130,7 +134,9 @@ public static class Commands
               $"accuracy [green]{result.Accuracy:P2}[/], loss {result.Loss:0.0000}");
         output.Line($"params {result.Parameters:N0}, FLOPs {result.Flops / 1e6:0.00} M, latency " +
                     $"{result.LatencyMsBatch1:0.00} ms (batch 1), {result.LatencyMsBatch64:0.00} ms (batch 64)");
-        output.Result(JsonSerializer.SerializeToNode(result, CliJson.Default.EvaluationResult)!.AsObject());
+        var json = JsonSerializer.SerializeToNode(result, CliJson.Default.EvaluationResult)!.AsObject();
+        if (note is not null) json["warning"] = note;
+        output.Result(json);
         return 0;
     }
 
@@ -188,10 +194,12 @@ public static class Commands
         string path = cl.Require("model");
         var (model, metadata) = LoadModel(path);
         if (cl.Get("data") is null) throw new UsageException("predict: --data is required");
-        var data = DataFor(model, metadata, cl, path);
+        var (data, note) = DataFor(model, metadata, cl, path);
         int rows = Evaluation.WriteLogitsCsv(model, data, outPath);
         output.Line($"wrote {rows} rows of logits to {Markup.Escape(outPath)}");
-        output.Result(new JsonObject { ["out"] = outPath, ["rows"] = rows, ["classes"] = data.NumClasses });
+        var json = new JsonObject { ["out"] = outPath, ["rows"] = rows, ["classes"] = data.NumClasses };
+        if (note is not null) json["warning"] = note;
+        output.Result(json);
         return 0;
     }
 
@@ -272,7 +280,9 @@ public static class AtomicFile
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(
     PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase, WriteIndented = false,
-    UseStringEnumConverter = true)]
+    UseStringEnumConverter = true,
+    // A perplexity can overflow to infinity with finite logits; the result must still be written (as "Infinity").
+    NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(EvaluationResult))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(RunSummary))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(UploadOutcome))]

@@ -46,12 +46,13 @@ public static class QuantizeCommand
         if (CheckpointCodec.ReadKind(bytes, modelPath) == CheckpointMetadata.QuantizedModelKind)
             throw new InvalidSpecException($"{modelPath}: is already quantized; quantize the float checkpoint it " +
                                            "was made from");
-        var (probe, _) = ModelIO.LoadModel(bytes, modelPath);
+        var (probe, metadata) = ModelIO.LoadModel(bytes, modelPath);
         var spec = probe.Spec;
         probe.Module.Dispose();
 
         var notes = new List<string>();
-        using var data = LoadData(cl, spec, limit, notes);
+        var recorded = InputNormalization.FromMetadata(metadata, modelPath);
+        using var data = LoadData(cl, spec, recorded, modelPath, limit, notes);
         using var calibration = data is not null && calibrationSamples > 0
             ? CalibrationSet.FromTrainingSplit(data, calibrationSamples, options.Seed)
             : CalibrationSet.None();
@@ -89,8 +90,10 @@ public static class QuantizeCommand
     }
 
     /// <summary>The evaluation and calibration data: --dataset/--data, else the dataset the model's input suggests
-    /// in its default folder; when that default is not installed the run goes on without data.</summary>
-    private static DataSplits? LoadData(CommandLine cl, Models.ArchitectureSpec spec, int? limit, List<string> notes)
+    /// in its default folder; when that default is not installed the run goes on without data. Normalised with the
+    /// statistics the checkpoint recorded (older checkpoints: the data's own, and a note says so).</summary>
+    private static DataSplits? LoadData(CommandLine cl, Models.ArchitectureSpec spec, InputNormalization? recorded,
+        string modelPath, int? limit, List<string> notes)
     {
         if (spec is Models.Decoder.DecoderSpec or Models.Transformer.TransformerSpec { Modality: Models.Transformer.TransformerModality.Text })
         {
@@ -98,12 +101,16 @@ public static class QuantizeCommand
             return null;
         }
         bool named = cl.Get("data") is not null || cl.Get("dataset") is not null;
-        string name = cl.Get("dataset")
+        string name = cl.Get("dataset") ?? recorded?.Dataset
                       ?? (spec is CnnSpec { InputChannels: 3 } ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);
         var dataSpec = new DatasetSpec(Name: name, Directory: cl.Get("data"), TestLimit: limit);
         try
         {
-            return DatasetLoader.Load(dataSpec);
+            var data = DatasetLoader.Load(dataSpec, recorded);
+            if (recorded is null)
+                notes.Add($"{modelPath} does not record its input normalisation: calibrated and evaluated with the " +
+                          $"statistics of this {name} training split");
+            return data;
         }
         catch (ScaleGrowException e) when (!named && e is DataFormatException or InvalidSpecException)
         {

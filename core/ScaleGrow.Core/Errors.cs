@@ -29,3 +29,19 @@ public class CheckpointFormatException : ScaleGrowException
     public CheckpointFormatException(string message) : base(message) { }
     public CheckpointFormatException(string message, Exception inner) : base(message, inner) { }
 }
+
+/// <summary>
+/// A model produced NaN or infinite outputs (weights that overflow float32, or a diverged run): accuracy, loss and
+/// logits would be meaningless, so they are refused rather than reported (or written as JSON that cannot hold them).
+/// </summary>
+public class NonFiniteOutputException : ScaleGrowException
+{
+    public NonFiniteOutputException(string message, long nonFiniteOutputs, long outputs) : base(message)
+    {
+        NonFiniteOutputs = nonFiniteOutputs;
+        Outputs = outputs;
+    }
+
+    public long NonFiniteOutputs { get; }
+    public long Outputs { get; }
+}

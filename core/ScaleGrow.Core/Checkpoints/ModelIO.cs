@@ -103,7 +103,7 @@ public static class ModelIO
             {
                 throw new CheckpointFormatException($"{source}: {e.Message}");
             }
-            CheckSpecFitsTensors(spec, checkpoint.Tensors, source);
+            EnsureSpecFitsFile(spec, checkpoint.Tensors, source, valuesPerByte: null);
             var model = ModelFactory.Create(spec);
             Load(model.Module, checkpoint.Tensors, source);
             return (model, checkpoint.Metadata);
@@ -117,24 +117,35 @@ public static class ModelIO
     }
 
     /// <summary>
-    /// A spec is only a claim until its tensors are loaded, and building its model allocates what it claims: a file
-    /// of a few bytes could ask for terabytes (numClasses 2e9) and fail deep inside libtorch. Every parameter of the
-    /// model must be among the file's tensors, so a spec that needs more values than the file holds is refused here,
-    /// before anything of its size is allocated. (Twice the count is allowed, so that no counting convention for
-    /// shared weights can refuse a real file.)
+    /// Checks a checkpoint's spec against its file before the model is built — building allocates every parameter,
+    /// so a small file whose spec claims a huge model (a 122 KB file claiming width 8,192 took 9.4 GB in
+    /// <c>inspect</c>, issue 16) must be refused first: the spec must stay within the model memory limit
+    /// (<see cref="ModelMemory"/>), and its parameter count must not exceed what the file can hold — its values, or
+    /// for a packed quantized file <paramref name="valuesPerByte"/> values a byte. Names and shapes are then compared
+    /// one by one after building (<see cref="Load"/>), which by then costs no more than the file itself. Twice the
+    /// file's values are allowed, so that no counting convention for shared weights can refuse a real file.
     /// </summary>
-    private static void CheckSpecFitsTensors(ArchitectureSpec spec, IReadOnlyDictionary<string, Tensor> tensors,
-        string source)
+    internal static void EnsureSpecFitsFile(ArchitectureSpec spec, IReadOnlyDictionary<string, Tensor> tensors,
+        string source, double? valuesPerByte)
     {
-        long stored = 0;
-        foreach (var t in tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance)) stored += t.numel();
-        // A count that overflowed (wrapped negative) is as impossible as one that is too large.
-        long needed = ModelStats.Of(spec).Parameters;
-        if (needed < 0 || needed / 2 > stored)
+        ModelMemory memory;
+        try
+        {
+            memory = ModelMemory.EnsureWithinLimit(spec, batchSize: 1, source);
+        }
+        catch (InvalidSpecException e)
+        {
+            throw new CheckpointFormatException(e.Message);
+        }
+        var distinct = tensors.Values.Distinct<Tensor>(ReferenceEqualityComparer.Instance).ToList();
+        double capacity = valuesPerByte is { } perByte
+            ? distinct.Sum(t => (double)t.NumberOfElements * t.ElementSize) * perByte
+            : distinct.Sum(t => (double)t.NumberOfElements);
+        if (memory.Parameters > 2 * capacity)
             throw new CheckpointFormatException(
-                $"{source}: the architecture spec ({spec.ArchString}) needs " +
-                $"{(needed < 0 ? "over 2^63" : needed.ToString("N0"))} parameters, but the file holds only " +
-                $"{stored:N0} tensor values");
+                $"{source}: the architecture spec ({spec.ArchString}) has {memory.Parameters:N0} parameters, but the " +
+                $"file's {distinct.Count:N0} tensors hold {capacity:N0} values; the spec does not describe these " +
+                "weights");
     }
 
     /// <summary>Copies tensors into a freshly built model; the names and shapes must match exactly.</summary>

@@ -5,20 +5,25 @@ namespace ScaleGrow.Data;
 
 /// <summary>
 /// The prepared splits of one dataset and the per-channel normalisation they were prepared with. Mean and Std are
-/// in units of [0, 1] pixels, measured on <see cref="Train"/>; a checkpoint records them so inference normalises its
-/// inputs exactly as training did. Disposing the splits frees their tensors.
+/// in units of [0, 1] pixels, measured on <see cref="Train"/> — or, when a model is evaluated, the ones its checkpoint
+/// recorded (<see cref="InputNormalization"/>), so inference normalises its inputs exactly as training did.
+/// Disposing the splits frees their tensors.
 /// </summary>
 public sealed class DataSplits : IDisposable
 {
     public DataSplits(DatasetSpec spec, ImageDataset train, ImageDataset validation, ImageDataset test,
-        double[] mean, double[] std)
+        double[] mean, double[] std, long[]? testIndices = null)
     {
+        if (testIndices is not null && testIndices.Length != test.Count)
+            throw new ArgumentException($"{test.Name}: {testIndices.Length} test indices for {test.Count} samples",
+                nameof(testIndices));
         Spec = spec;
         Train = train;
         Validation = validation;
         Test = test;
         Mean = mean;
         Std = std;
+        TestIndices = testIndices ?? Enumerable.Range(0, test.Count).Select(i => (long)i).ToArray();
     }
 
     public DatasetSpec Spec { get; }
@@ -31,6 +36,10 @@ public sealed class DataSplits : IDisposable
 
     /// <summary>Per-channel standard deviation of the training pixels (1 when normalisation is off).</summary>
     public double[] Std { get; }
+
+    /// <summary>For each sample of <see cref="Test"/>, its index in the dataset's full test set (a seeded
+    /// <c>testLimit</c> subset keeps file order, so these ascend).</summary>
+    public IReadOnlyList<long> TestIndices { get; }
 
     public int NumClasses => Train.NumClasses;
     public int Channels => Train.Channels;
@@ -69,12 +78,15 @@ public static class DatasetLoader
     public const string MnistDefaultDirectory = "/usr/share/datasets/mnist";
 
     /// <summary>Validates the spec, reads the data and prepares the splits.</summary>
-    public static DataSplits Load(DatasetSpec spec)
+    /// <param name="normalization">A model's recorded input pipeline: its statistics replace the ones measured on
+    /// this data's training split, and its input shape must match the data's.</param>
+    public static DataSplits Load(DatasetSpec spec, InputNormalization? normalization = null)
     {
         spec.Validate();
         string directory = ResolveDirectory(spec);
         int numClasses = NumClassesOf(spec);
         ImageDataset? train = null, validation = null, test = null;
+        long[] testIndices;
         try
         {
             using (var full = Read(spec, directory, train: true, numClasses))
@@ -89,15 +101,22 @@ public static class DatasetLoader
             using (var fullTest = Read(spec, directory, train: false, numClasses))
             {
                 var chosen = SeededSubset(fullTest.Count, spec.TestLimit, Seeds.Derive(spec.Seed, "data-test", 0));
-                test = fullTest.Subset(Sorted(chosen), $"{spec.Name}/test");
+                testIndices = Sorted(chosen);
+                test = fullTest.Subset(testIndices, $"{spec.Name}/test");
             }
             if (test.Channels != train.Channels || test.Height != train.Height || test.Width != train.Width)
                 throw new DataFormatException($"{directory}: test images are {test.Channels}x{test.Height}x" +
                     $"{test.Width}, training images {train.Channels}x{train.Height}x{train.Width}");
-            var (mean, std) = spec.Normalize
-                ? ChannelStatistics(train)
-                : (Enumerable.Repeat(0.0, train.Channels).ToArray(), Enumerable.Repeat(1.0, train.Channels).ToArray());
-            return new DataSplits(spec, train, validation, test, mean, std);
+            if (normalization is { } n && (n.Channels, n.Height, n.Width) != (test.Channels, test.Height, test.Width))
+                throw new InvalidSpecException($"{directory}: {spec.Name} images are {test.Channels}x{test.Height}x" +
+                    $"{test.Width}, the model was trained on {n.Channels}x{n.Height}x{n.Width} ({n.Dataset})");
+            var (mean, std) = normalization is { } recorded
+                ? (recorded.Mean.ToArray(), recorded.Std.ToArray())
+                : spec.Normalize
+                    ? ChannelStatistics(train)
+                    : (Enumerable.Repeat(0.0, train.Channels).ToArray(),
+                        Enumerable.Repeat(1.0, train.Channels).ToArray());
+            return new DataSplits(spec, train, validation, test, mean, std, testIndices);
         }
         catch
         {

@@ -18,6 +18,13 @@ public abstract record ArchitectureSpec
     /// <summary>Number of output classes of the classification head.</summary>
     public required int NumClasses { get; init; }
 
+    /// <summary>Largest classification head accepted (a vocabulary-sized head of a language model included).</summary>
+    public const int MaxClasses = 1 << 20;
+
+    /// <summary>Largest image side and channel count accepted: far above any data set this tool reads, and small
+    /// enough that every size and FLOP count fits 64 bits (an image size of 2^31 − 1 printed negative FLOPs).</summary>
+    public const int MaxImageSize = 8192, MaxInputChannels = 4096;
+
     /// <summary>The thesis's architecture string, e.g. <c>VGG-1-2-2</c> (table 3-19).</summary>
     [JsonIgnore]
     public abstract string ArchString { get; }

@@ -139,6 +139,8 @@ public static class QuantizedCheckpoint
                 throw new CheckpointFormatException(e.Message);
             }
             var info = ParseInfo(extra[CheckpointMetadata.QuantizationKey], source);
+            // Packed codes hold at most 8 / 2 = 4 values a byte (2 bits is the fewest this format writes).
+            ModelIO.EnsureSpecFitsFile(spec, tensors, source, valuesPerByte: 4);
             model = ModelFactory.Create(spec);
             var modules = model.Module.named_modules()
                 .ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);

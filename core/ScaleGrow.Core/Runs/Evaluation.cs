@@ -16,6 +16,9 @@ public static class Evaluation
         CancellationToken cancellationToken)
     {
         var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken, data.Loss(0));
+        if (metrics.NonFiniteOutputs > 0)
+            throw NonFinite(model, data, metrics.NonFiniteOutputs, metrics.Outputs,
+                "no accuracy or loss can be reported");
         var stats = ModelStats.Of(model.Spec);
         double? b1 = null, b64 = null;
         if (measureLatency)
@@ -31,7 +34,12 @@ public static class Evaluation
         };
     }
 
-    /// <summary>Writes one row of logits per test sample, in dataset order; returns the number of rows.</summary>
+    /// <summary>
+    /// Writes one row of logits per test sample, in dataset order; returns the number of rows. The <c>index</c> column
+    /// is the sample's index in the dataset's full test set (a <c>--limit</c> subset is a seeded random choice kept in
+    /// file order), so a row can be joined with the original file. When any logit is NaN or infinite no file is left
+    /// behind and a <see cref="NonFiniteOutputException"/> says how many.
+    /// </summary>
     public static int WriteLogitsCsv(IScaleGrowModel model, IRunData data, string path)
     {
         if (data.IsLanguageModel)
@@ -41,6 +49,9 @@ public static class Evaluation
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temp = full + $".tmp-{Environment.ProcessId}";
         int rows = 0;
+        long outputs = 0, nonFinite = 0;
+        // Images: rows join the full test set by index; text rows are numbered in their split's order.
+        IReadOnlyList<long>? testIndices = (data as ImageRunData)?.Splits.TestIndices;
         model.Module.eval();
         using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))
         {
@@ -52,12 +63,17 @@ public static class Evaluation
                 var logits = model.Module.forward(x).to(ScalarType.Float32).data<float>().ToArray();
                 var labels = y.data<long>().ToArray();
                 int classes = logits.Length / labels.Length;
+                outputs += logits.Length;
                 for (int i = 0; i < labels.Length; i++)
                 {
                     var sb = new StringBuilder();
-                    sb.Append(rows).Append(',').Append(labels[i]);
+                    sb.Append(testIndices?[rows] ?? rows).Append(',').Append(labels[i]);
                     for (int c = 0; c < classes; c++)
-                        sb.Append(',').Append(logits[i * classes + c].ToString("R", CultureInfo.InvariantCulture));
+                    {
+                        float logit = logits[i * classes + c];
+                        if (!float.IsFinite(logit)) nonFinite++;
+                        sb.Append(',').Append(logit.ToString("R", CultureInfo.InvariantCulture));
+                    }
                     writer.WriteLine(sb);
                     rows++;
                 }
@@ -65,9 +81,20 @@ public static class Evaluation
                 y.Dispose();
             }
         }
+        if (nonFinite > 0)
+        {
+            File.Delete(temp);
+            throw NonFinite(model, data, nonFinite, outputs, "no CSV written");
+        }
         File.Move(temp, full, overwrite: true);
         return rows;
     }
+
+    private static NonFiniteOutputException NonFinite(IScaleGrowModel model, IRunData data, long nonFinite,
+        long outputs, string consequence) =>
+        new($"{model.Spec.ArchString} produced {nonFinite:N0} non-finite outputs (NaN or infinite) of {outputs:N0} " +
+            "on " +
+            $"the {data.Name} test split; {consequence}", nonFinite, outputs);
 
     /// <summary>The per-sample input shape of a model (C, H, W) or (T) for text and decoders.</summary>
     public static long[] InputShape(ArchitectureSpec spec, DataSplits? data = null) => spec switch

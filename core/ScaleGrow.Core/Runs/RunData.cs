@@ -178,8 +178,35 @@ public sealed class ImageRunData(DataSplits data) : IRunData, IDisposable
     public IEnumerable<(Tensor X, Tensor Y)> TestBatches(int batchSize) => data.EvalBatches(data.Test, batchSize).Epoch(0);
     public ArchitectureSpec BuildArchitecture(ModelRequest request) =>
         request.Build(data.Channels, data.Height, data.NumClasses);
-    public IReadOnlyDictionary<string, string> CheckpointMetadata { get; } = new Dictionary<string, string>();
+    /// <summary>The input pipeline (normalisation statistics, input shape, dataset), so a checkpoint can be evaluated
+    /// on any copy of the data exactly as it was trained.</summary>
+    public IReadOnlyDictionary<string, string> CheckpointMetadata { get; } = new Dictionary<string, string>
+    {
+        [InputNormalization.MetadataKey] = InputNormalization.Of(data).ToJson(),
+    };
     public Tensor SampleInput(int batch) => torch.randn(batch, data.Channels, data.Height, data.Width);
+
+    /// <summary>
+    /// The evaluation data of an image checkpoint: <paramref name="spec"/>'s images (its dataset name defaults to the
+    /// one the checkpoint recorded), normalised with the statistics the checkpoint recorded. A checkpoint written
+    /// before they were recorded falls back to the statistics of <paramref name="spec"/>'s training split; the
+    /// returned note says so (the caller shows it on stderr or in its report).
+    /// </summary>
+    public static (ImageRunData Data, string? Note) ForCheckpoint(IReadOnlyDictionary<string, string> metadata,
+        DatasetSpec spec, string source)
+    {
+        var recorded = InputNormalization.FromMetadata(metadata, source);
+        var splits = DatasetLoader.Load(spec, recorded);
+        string? note = recorded is null
+            ? $"{source} does not record its input normalisation (written before it was stored); normalising with " +
+              $"the statistics of this {spec.Name} training split (mean {Format(splits.Mean)}, std " +
+              $"{Format(splits.Std)}), which can differ from training's"
+            : null;
+        return (new ImageRunData(splits), note);
+    }
+
+    private static string Format(double[] values) =>
+        string.Join("/", values.Select(v => v.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture)));
     public void Dispose() => data.Dispose();
 }
 

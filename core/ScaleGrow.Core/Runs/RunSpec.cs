@@ -68,6 +68,7 @@ public sealed record RunSpec
                 throw new InvalidSpecException($"run: epochs (after the expansion) must be in 1..10000, got {Epochs}");
         }
         Model.Validate();
+        if (TextData is null) Model.ValidateMemory(Data.Name, Training.BatchSize);
         string? family = Model.Architecture is null && Model.Baseline is null
             ? Model.Family?.Trim().ToLowerInvariant()
             : null;
@@ -252,6 +253,27 @@ public sealed record ModelRequest
                 if (n is < 0 or > MaxLayersPerBlock)
                     throw new InvalidSpecException($"model: layers per block must be in 0..{MaxLayersPerBlock}, got {n}");
         }
+    }
+
+    /// <summary>
+    /// Refuses a starting model whose parameters, or whose activations for one training batch, exceed the model memory
+    /// limit (<see cref="ModelMemory"/>), before the run is registered: the model is built as a spec (no tensor) for
+    /// the image shape of the named dataset. An explicit architecture is checked as given; a seed as it starts (growth
+    /// is bounded by the growth options, checked with them).
+    /// </summary>
+    public void ValidateMemory(string dataset, int batchSize)
+    {
+        var (channels, imageSize, classes) = dataset switch
+        {
+            DatasetSpec.Cifar10 => (3, 32, 10),
+            DatasetSpec.Cifar100 => (3, 32, 100),
+            _ => (1, 28, 10),
+        };
+        string family = Family?.Trim().ToLowerInvariant() ?? "";
+        // Text models are sized by their data (vocabulary, sequence length), known only once it is read.
+        if (Architecture is null && Baseline is null && family is "bert" or "decoder") return;
+        var spec = Architecture ?? Build(channels, imageSize, classes);
+        ModelMemory.EnsureWithinLimit(spec, batchSize, "model");
     }
 
     /// <summary>The run's starting architecture for data with the given shape and classes.</summary>

@@ -290,7 +290,8 @@ public sealed partial class RunSteps : IRunSteps
 
     /// <summary>Metadata a model's next checkpoint keeps (the tokenizer and text data spec); the rest is recomputed when saving.</summary>
     private static IReadOnlyDictionary<string, string> Carried(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.Where(kv => kv.Key is ScaleGrow.Data.Text.TextTokenizer.MetadataKey or TextRunData.MetadataKey)
+        metadata.Where(kv => kv.Key is ScaleGrow.Data.Text.TextTokenizer.MetadataKey or TextRunData.MetadataKey
+            or InputNormalization.MetadataKey)
             .ToDictionary(kv => kv.Key, kv => kv.Value);
 }
 

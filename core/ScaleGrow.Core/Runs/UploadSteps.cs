@@ -221,8 +221,9 @@ public sealed class UploadSteps(IArtifactStore store)
         var options = OptionsFor(meta, path);
         var notes = new List<string>();
         await using var stream = await store.OpenVersionAsync(path, info.ETag, cancellationToken);
-        var spec = ReadSpec(stream, path);
-        using var data = CalibrationData(spec, meta.GetValueOrDefault("calibration"), notes);
+        var (spec, header) = ReadSpec(stream, path);
+        using var data = CalibrationData(spec, InputNormalization.FromMetadata(header, path),
+            meta.GetValueOrDefault("calibration"), notes);
         using var calibration = data is null
             ? CalibrationSet.None()
             : CalibrationSet.FromTrainingSplit(data, options.CalibrationSamples, options.Seed);
@@ -244,7 +245,7 @@ public sealed class UploadSteps(IArtifactStore store)
 
     /// <summary>The architecture spec from the checkpoint's header alone (no tensor is read); the stream is left where
     /// it was.</summary>
-    private ArchitectureSpec ReadSpec(Stream stream, string path)
+    private (ArchitectureSpec Spec, IReadOnlyDictionary<string, string> Header) ReadSpec(Stream stream, string path)
     {
         var header = CheckpointCodec.ReadMetadata(stream, path,
             new SafeTensorsReadOptions { MaxHeaderBytes = MaxHeaderBytes });
@@ -252,7 +253,7 @@ public sealed class UploadSteps(IArtifactStore store)
             throw new CheckpointFormatException($"{path}: __metadata__ has no '{CheckpointMetadata.SpecKey}'");
         try
         {
-            return ArchitectureSpec.FromJson(json, path);
+            return (ArchitectureSpec.FromJson(json, path), header);
         }
         catch (InvalidSpecException e)
         {
@@ -277,14 +278,17 @@ public sealed class UploadSteps(IArtifactStore store)
         return options;
     }
 
-    private DataSplits? CalibrationData(ArchitectureSpec spec, string? named, List<string> notes)
+    /// <summary>Calibration and evaluation images, normalised as the model was trained (<paramref name="recorded"/>;
+    /// older uploads without it: the data's own statistics, and a note says so).</summary>
+    private DataSplits? CalibrationData(ArchitectureSpec spec, InputNormalization? recorded, string? named,
+        List<string> notes)
     {
         if (spec is TransformerSpec { Modality: TransformerModality.Text })
         {
             notes.Add("text model: no calibration images, round-to-nearest");
             return null;
         }
-        string name = named ?? (spec switch
+        string name = named ?? recorded?.Dataset ?? (spec switch
         {
             CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
             _ => DatasetSpec.FashionMnist,
@@ -295,7 +299,7 @@ public sealed class UploadSteps(IArtifactStore store)
         try
         {
             dataSpec.Validate();
-            data = DatasetLoader.Load(dataSpec);
+            data = DatasetLoader.Load(dataSpec, recorded);
         }
         catch (ScaleGrowException e) when (e is DataFormatException or InvalidSpecException)
         {
@@ -304,7 +308,13 @@ public sealed class UploadSteps(IArtifactStore store)
         }
         long[] expected = Evaluation.InputShape(spec);
         long[] actual = [data.Channels, data.Height, data.Width];
-        if (expected.SequenceEqual(actual)) return data;
+        if (expected.SequenceEqual(actual))
+        {
+            if (recorded is null)
+                notes.Add($"the upload does not record its input normalisation ({InputNormalization.MetadataKey}): " +
+                          $"calibrated with the statistics of the {name} training split");
+            return data;
+        }
         notes.Add($"calibration data '{name}' is [{string.Join(", ", actual)}] per sample, the model takes " +
                   $"[{string.Join(", ", expected)}]; round-to-nearest, accuracy not measured");
         data.Dispose();

@@ -5,7 +5,11 @@ using static TorchSharp.torch;
 namespace ScaleGrow.Training;
 
 /// <summary>Loss and accuracy over some samples.</summary>
-public sealed record EvalMetrics(double Loss, double Accuracy, long Samples);
+/// <param name="NonFiniteOutputs">Model outputs (logits) that were NaN or infinite; loss and accuracy mean nothing
+/// when this is not 0.</param>
+/// <param name="Outputs">Model outputs seen (samples × classes, or tokens × vocabulary).</param>
+public sealed record EvalMetrics(double Loss, double Accuracy, long Samples, long NonFiniteOutputs = 0,
+    long Outputs = 0);
 
 /// <summary>What one (possibly interrupted) pass over training batches did.</summary>
 public sealed record EpochMetrics(double Loss, double Accuracy, long Samples, int Batches, double Seconds,
@@ -165,7 +169,7 @@ public static class Trainer
         model.eval();
         using var noGrad = torch.no_grad();
         double lossSum = 0;
-        long correct = 0, samples = 0;
+        long correct = 0, samples = 0, nonFinite = 0, outputs = 0;
         using var e = batches.GetEnumerator();
         while (true)
         {
@@ -173,13 +177,16 @@ public static class Trainer
             using var scope = torch.NewDisposeScope();
             if (!e.MoveNext()) break;
             var (x, y) = e.Current;
-            var batch = loss(model.forward(x), y);
+            var output = model.forward(x);
+            nonFinite += output.isfinite().logical_not().sum().item<long>();
+            outputs += output.numel();
+            var batch = loss(output, y);
             lossSum += batch.Loss.item<float>() * batch.Count;
             correct += batch.Correct;
             samples += batch.Count;
         }
         NativeAllocator.Trim();
         return new EvalMetrics(samples > 0 ? lossSum / samples : double.NaN,
-            samples > 0 ? (double)correct / samples : double.NaN, samples);
+            samples > 0 ? (double)correct / samples : double.NaN, samples, nonFinite, outputs);
     }
 }

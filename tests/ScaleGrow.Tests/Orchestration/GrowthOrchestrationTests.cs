@@ -347,4 +347,45 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
             return base.TrainIntervalAsync(input, ct);
         }
     }
+
+    [Fact]
+    public async Task EveryFinalCheckpointCarriesTheRunsNormalisationSoItScoresAsTheReportSaysOnAnyCopyOfTheData()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var spec = OrchestrationTestKit.TinyGrowth(maxEpochs: 2) with
+        {
+            Quantization = new ScaleGrow.Quantization.QuantizationOptions { Bits = 8, CalibrationSamples = 32 },
+        };
+        string runId = await runs.StartAsync(spec, NewRunId("norm"));
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
+        var summary = metadata.ReadOutputAs<RunSummary>()!;
+
+        using var runData = ScaleGrow.Data.DatasetLoader.Load(spec.Data);
+        foreach (var path in new[] { summary.Model, summary.FusedModel, summary.Quantized!.Model })
+        {
+            var (model, meta) = ScaleGrow.Checkpoints.ModelIO.LoadModel(await store.ReadAllBytesAsync(path), path);
+            model.Module.Dispose();
+            var recorded = ScaleGrow.Data.InputNormalization.FromMetadata(meta, path);
+            Assert.NotNull(recorded);
+            Assert.Equal(runData.Mean, recorded.Mean);
+            Assert.Equal(runData.Std, recorded.Std);
+        }
+        // What `scalegrow eval --model final/model.fused.safetensors --limit 200` does: the full training set's
+        // statistics differ from those of the run's 480 training images, the checkpoint's are used.
+        var (fused, fusedMeta) = ScaleGrow.Checkpoints.ModelIO.LoadModel(
+            await store.ReadAllBytesAsync(summary.FusedModel), summary.FusedModel);
+        var (evalData, note) = ImageRunData.ForCheckpoint(fusedMeta,
+            new ScaleGrow.Data.DatasetSpec(TestLimit: 200), summary.FusedModel);
+        using (evalData)
+        using (fused.Module)
+        {
+            Assert.Null(note);
+            var again = Evaluation.Evaluate(fused, evalData, 500, measureLatency: false, default);
+            Assert.Equal(summary.Evaluation.Accuracy, again.Accuracy);
+            Assert.Equal(summary.Evaluation.Loss, again.Loss, 6);
+        }
+    }
 }

@@ -107,6 +107,12 @@ public class RunSpecTests
     [InlineData("""{ "training": { "weightDecay": 1e308 } }""", "weightDecay must be in [0, 1]")]
     [InlineData("""{ "growth": { "maxEpochs": 1000000000 } }""", "maxEpochs must be in 1..10000")]
     [InlineData("""{ "data": { "trainLimit": 1 } }""", "trainLimit must be at least 10")]
+    // Each bound alone is fine, together they are a model no machine here holds (issue 16): ~116 G parameters.
+    [InlineData("""{ "model": { "stageWidths": [8192, 8192, 8192], "layersPerBlock": [64, 64, 64] } }""",
+        "model memory limit (SCALEGROW_MAX_MODEL_BYTES)")]
+    // A seed whose parameters fit but whose activations for one training batch do not.
+    [InlineData("""{"model": {"family": "mbv3", "stageWidths": [4096, 4096, 4096]}, "training": {"batchSize": 4096}}""",
+        "of activations for a batch of 4096")]
     public void ModelSizesThatCannotBeBuiltAreRefusedWhenTheSpecIsRead(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() => RunSpec.FromJson(json, "spec.json"));
@@ -142,6 +148,29 @@ public class RunSpecTests
             var seed = (CnnSpec)spec.Model.Build(1, 28, 10);
             Assert.All(seed.Blocks, b => Assert.Empty(b.Layers));
             Assert.True(ModelStats.Of(seed).Parameters < 100_000, $"{name}: seed of {ModelStats.Of(seed).Parameters}");
+        }
+    }
+
+    public static TheoryData<string, string> HugeArchitectures() => new()
+    {
+        { "numClasses", "numClasses must be in 2..1048576, got 2147483647" },
+        { "imageSize", "imageSize must be in 4..8192, got 2147483647" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HugeArchitectures))]
+    public void AnArchitectureWithA2To31FieldIsRefusedOnEveryHostBeforeTheRunIsRegistered(string field, string mentions)
+    {
+        var architecture = System.Text.Json.Nodes.JsonNode.Parse(CnnSpecs.Seed(CnnFamily.Vgg, 10).ToJson())!;
+        architecture[field] = int.MaxValue;
+        string json = $$"""{ "kind": "train", "model": { "architecture": {{architecture.ToJsonString()}} } }""";
+        // The CLI reads specs with FromJson, the HTTP API with FromRequestJson: both validate.
+        foreach (var read in new Func<RunSpec>[]
+                     { () => RunSpec.FromJson(json, "spec"), () => RunSpec.FromRequestJson(json, "body") })
+        {
+            var e = Assert.ThrowsAny<ScaleGrowException>(read);
+            Assert.Contains(mentions, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
         }
     }
 }

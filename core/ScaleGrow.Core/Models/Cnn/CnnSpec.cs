@@ -88,9 +88,16 @@ public sealed record CnnSpec : ArchitectureSpec
     public override void Validate()
     {
         string where = $"{FamilyName(Family)} spec";
-        if (NumClasses < 2) throw new InvalidSpecException($"{where}: numClasses must be at least 2, got {NumClasses}");
-        if (InputChannels < 1) throw new InvalidSpecException($"{where}: inputChannels must be positive");
-        if (ImageSize < 4) throw new InvalidSpecException($"{where}: imageSize must be at least 4, got {ImageSize}");
+        if (NumClasses is < 2 or > MaxClasses)
+            throw new InvalidSpecException($"{where}: numClasses must be in 2..{MaxClasses}, got {NumClasses}");
+        if (InputChannels is < 1 or > MaxInputChannels)
+            throw new InvalidSpecException(
+                $"{where}: inputChannels must be in 1..{MaxInputChannels}, got {InputChannels}");
+        if (ImageSize is < 4 or > MaxImageSize)
+            throw new InvalidSpecException($"{where}: imageSize must be in 4..{MaxImageSize}, got {ImageSize}");
+        if (BottleneckRatio is < 1 or > 64 || ExpandRatio is < 1 or > 64)
+            throw new InvalidSpecException(
+                $"{where}: bottleneckRatio and expandRatio must be in 1..64, got {BottleneckRatio} and {ExpandRatio}");
         if (StageWidths is null || StageWidths.Length < 1 || StageWidths.Length > 8)
             throw new InvalidSpecException($"{where}: stageWidths must hold 1 to 8 widths");
         if (StageWidths.Any(w => w < 1 || w > 8192))

@@ -52,7 +52,7 @@ public sealed record TransformerSpec : ArchitectureSpec, Scaling.ILayeredSpec
         {
             if (!ok) throw new InvalidSpecException($"{where}: {message}");
         }
-        Check(NumClasses >= 2, $"numClasses must be at least 2, got {NumClasses}");
+        Check(NumClasses is >= 2 and <= MaxClasses, $"numClasses must be in 2..{MaxClasses}, got {NumClasses}");
         Check(Heads is >= 1 and <= 256, $"heads must be in 1..256, got {Heads}");
         Check(HeadDim is >= 1 and <= 1024, $"headDim must be in 1..1024, got {HeadDim}");
         Check(MlpRatio is > 0 and <= 16, $"mlpRatio must be in (0, 16], got {MlpRatio}");
@@ -63,7 +63,9 @@ public sealed record TransformerSpec : ArchitectureSpec, Scaling.ILayeredSpec
         Scaling.LayerInstances.Validate(Layers, Width, where);
         if (Modality == TransformerModality.Image)
         {
-            Check(InputChannels >= 1, "inputChannels must be positive");
+            Check(InputChannels is >= 1 and <= MaxInputChannels,
+                $"inputChannels must be in 1..{MaxInputChannels}, got {InputChannels}");
+            Check(ImageSize is >= 1 and <= MaxImageSize, $"imageSize must be in 1..{MaxImageSize}, got {ImageSize}");
             Check(PatchSize >= 1 && ImageSize % PatchSize == 0,
                 $"imageSize {ImageSize} must be a multiple of patchSize {PatchSize}");
         }
