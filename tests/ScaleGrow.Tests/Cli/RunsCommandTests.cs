@@ -1,8 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging.Abstractions;
-using ScaleGrow.Cli;
-using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
 using ScaleGrow.Tests.Infrastructure;
@@ -92,23 +89,40 @@ public sealed class RunsCommandTests(AzuriteFixture azurite) : IDisposable
     }
 
     [Fact]
-    public async Task OnTheAzureStorageEngineStopAndDeleteExitCleanlyAndDeleteRemovesEveryBlob()
+    public async Task OnTheAzureStorageEngineAStopMidGrowthEndsTheRunAndStopAndDeleteExitCleanly()
     {
         var store = new BlobArtifactStore(azurite.ConnectionString);
         string runId = $"azdel-{Guid.NewGuid():N}"[..20], hub = $"azdel{Guid.NewGuid():N}"[..16];
-        // A registered run with an instance in the task hub (pending: no worker runs it here).
-        await using (var engine = await LocalEngine.StartAsync(EngineKind.AzureStorage, new RunSteps(store),
-                         azurite.ConnectionString, hub, NullLoggerFactory.Instance, default, withWorker: false))
-            await new RunsService(engine.Client, store).StartAsync(OrchestrationTestKit.TinyGrowth(), runId);
-        Assert.True(await store.ExistsAsync(RunPaths.Spec(runId)));
+        string specPath = Path.Combine(_dir.FullName, "spec.json");
+        File.WriteAllText(specPath, OrchestrationTestKit.TinyGrowth(maxEpochs: 40, fineTune: 5).ToJson());
+        string[] engine = ["--store", azurite.ConnectionString, "--engine", "azure-storage", "--task-hub", hub];
+        using var grow = Start(["grow", "--spec", specPath, "--run-id", runId, "--out", Path.Combine(_dir.FullName, "out"),
+            "--json", .. engine]);
+        var growStderr = grow.StandardError.ReadToEndAsync();
+        var growStdout = grow.StandardOutput.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while ((await new RunJournal(store, runId).EntriesAsync()).Count(e => (string?)e["kind"] == "growth") < 2)
+        {
+            if (grow.HasExited) Assert.Fail($"the run ended before its second growth: {await growStderr}");
+            Assert.True(DateTime.UtcNow < deadline, "no second growth in three minutes");
+            await Task.Delay(200);
+        }
+        var resume = await RunAsync(["runs", "resume", runId, .. engine]);
+        Assert.Equal(2, resume.Code);
+        Assert.Contains("is being executed by process", resume.Stderr);
 
-        // Both used to end with exit 134 and a NullReferenceException from the engine's shutdown.
-        var stop = await RunAsync("runs", "stop", runId, "--store", azurite.ConnectionString, "--engine",
-            "azure-storage", "--task-hub", hub);
+        // A stop mid-growth used to loop on TrainInterval, writing a step a second (246 blobs a minute); and the
+        // client-only engine of `runs stop`/`runs delete` ended with exit 134 and a NullReferenceException.
+        var stop = await RunAsync(["runs", "stop", runId, .. engine]);
         Assert.True(stop.Code == 0, stop.Stderr);
         Assert.DoesNotContain("Exception", stop.Stderr);
-        var delete = await RunAsync("runs", "delete", runId, "--store", azurite.ConnectionString, "--engine",
-            "azure-storage", "--task-hub", hub);
+        Assert.True(grow.WaitForExit(TimeSpan.FromMinutes(2)), "the stopped run did not finish within two minutes");
+        Assert.True(grow.ExitCode == 0, await growStderr);
+        var result = JsonNode.Parse((await growStdout).Trim().Split('\n')[^1])!;
+        Assert.StartsWith("stop requested", (string?)result["stopReason"]);
+        Assert.True((int)result["epochs"]! < 40);
+
+        var delete = await RunAsync(["runs", "delete", runId, .. engine]);
         Assert.True(delete.Code == 0, delete.Stderr);
         Assert.DoesNotContain("Exception", delete.Stderr);
         await foreach (var left in store.ListAsync($"runs/{runId}/"))
