@@ -65,15 +65,8 @@ public sealed class QuantizationRunner(ILogger? logger = null)
         IProgress<QuantizationRunProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        ArgumentNullException.ThrowIfNull(source);
-        ArgumentNullException.ThrowIfNull(request);
-        var clock = Stopwatch.StartNew();
-        var options = CheckRequest(request);
-        CheckNotQuantized(CheckpointCodec.ReadKind(checkpoint, source), source);
-        progress?.Report(new QuantizationRunProgress(QuantizationRunStage.Loading));
-        var (loaded, metadata) = ModelIO.LoadModel(checkpoint, source);
-        return RunLoaded(loaded, metadata, source, checkpoint.LongLength, options, request, clock, progress,
-            cancellation);
+        using var stream = new MemoryStream(checkpoint, writable: false);
+        return Run(stream, source, request, progress, cancellation);
     }
 
     /// <summary>
