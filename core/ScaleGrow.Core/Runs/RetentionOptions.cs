@@ -3,9 +3,10 @@ namespace ScaleGrow.Runs;
 /// <summary>
 /// How many step checkpoints a run keeps. Every training interval, insertion and optimizer migration writes a model
 /// and an optimizer checkpoint (quick: 11 steps, 7.3 MB of the run's 8.2 MB); only the newest and the ones the
-/// journal's resume point needs are worth keeping (issue 16). Older steps are deleted after each recorded growth
-/// cycle, once the journal points past them, so a resumed run always finds what it starts from: the recorded
-/// state's checkpoint and the model from before its last growth (a stop's fallback) are always kept.
+/// journal's resume point needs are worth keeping (issue 16). At each recorded growth cycle, the steps that the
+/// journal's current resume point no longer needs are deleted before the new state is recorded (so the record stays
+/// the step's last write), so a resumed run always finds what it starts from: the recorded state's checkpoint and
+/// the model from before its last growth (a stop's fallback) are always kept.
 /// Positional, so that the default survives source-generated JSON (see <see cref="ScaleGrow.Data.DatasetSpec"/>).
 /// </summary>
 /// <param name="KeepSteps">How many of the newest steps to keep besides those; 0 keeps every step (for studying a

@@ -206,20 +206,35 @@ public sealed partial class RunSteps : IRunSteps
 
     public async Task RecordProgressAsync(GrowthRunState state, CancellationToken cancellationToken = default)
     {
-        await Journal(state.RunId).UpsertAsync($"state-{state.Checkpoint.Step:00000}", new JsonObject
+        var journal = Journal(state.RunId);
+        // Retention first, against the state the journal points at now (the previous cycle's): those steps are no
+        // longer needed by any resume. The new state's entry stays the step's last write, so a process killed after
+        // it has nothing left of this step to redo (retention lags one cycle, which keeps a step or two more).
+        if (await LastRecordedStepsAsync(journal, cancellationToken) is { } recorded)
+            await DeleteOldStepsAsync(state.RunId, recorded.ResumeStep, recorded.PreGrowthStep, cancellationToken);
+        await journal.UpsertAsync($"state-{state.Checkpoint.Step:00000}", new JsonObject
         {
             ["kind"] = "state", ["step"] = state.Checkpoint.Step,
             ["state"] = JsonSerializer.SerializeToNode(state, RunStepsJson.Default.GrowthRunState),
         }, cancellationToken);
-        // Only now, with the journal pointing at this state, may older steps go (a retry of this step repeats it).
-        await DeleteOldStepsAsync(state, cancellationToken);
     }
 
-    private async Task DeleteOldStepsAsync(GrowthRunState state, CancellationToken cancellationToken)
+    private static async Task<(int ResumeStep, int? PreGrowthStep)?> LastRecordedStepsAsync(RunJournal journal,
+        CancellationToken cancellationToken)
     {
-        var retention = (await ReadSpecAsync(state.RunId, cancellationToken)).Retention;
+        var last = (await journal.EntriesAsync(cancellationToken)).Where(e => (string?)e["kind"] == "state")
+            .MaxBy(e => (int?)e["step"] ?? -1);
+        if (last?["state"] is not JsonObject recorded || (int?)recorded["checkpoint"]?["step"] is not { } step)
+            return null;
+        return (step, (int?)recorded["beforeLastGrowth"]?["checkpoint"]?["step"]);
+    }
+
+    private async Task DeleteOldStepsAsync(string runId, int resumeStep, int? preGrowthStep,
+        CancellationToken cancellationToken)
+    {
+        var retention = (await ReadSpecAsync(runId, cancellationToken)).Retention;
         if (retention.KeepSteps == 0) return;
-        string prefix = $"{RunPaths.Container}/{state.RunId}/steps/";
+        string prefix = $"{RunPaths.Container}/{runId}/steps/";
         var files = new List<(int Step, string Path)>();
         await foreach (var info in _store.ListAsync(prefix, cancellationToken))
         {
@@ -229,8 +244,7 @@ public sealed partial class RunSteps : IRunSteps
                     System.Globalization.CultureInfo.InvariantCulture, out int step))
                 files.Add((step, info.Path));
         }
-        var delete = retention.StepsToDelete(files.Select(f => f.Step), state.Checkpoint.Step,
-            state.BeforeLastGrowth?.Checkpoint.Step).ToHashSet();
+        var delete = retention.StepsToDelete(files.Select(f => f.Step), resumeStep, preGrowthStep).ToHashSet();
         foreach (var (_, path) in files.Where(f => delete.Contains(f.Step)))
             await _store.DeleteAsync(path, cancellationToken);
     }
