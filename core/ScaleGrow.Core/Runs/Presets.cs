@@ -109,7 +109,7 @@ public static class Presets
             Grow("tiny", "vgg", new DatasetSpec(TrainLimit: 3000, TestLimit: 1000),
                 new GrowthOptions { IntervalEpochs = 1, MaxEpochs = 4, FineTuneEpochs = 1, Stopping = new() { Auto = false } },
                 Sgd with { BatchSize = 64 }, [16, 24, 32])),
-        new("quick", "the README's main job: a growth run that finishes in about 10 minutes here",
+        new("quick", "the README's main job: a growth run that finishes in about 7 minutes here",
             "VGG seed, widths 24-32-48", "Fashion-MNIST 12k train subset, full test set",
             QuickStart()),
         new("fashion-vgg", "AdaGrow VGG on full Fashion-MNIST, ~1 h on 2 cores (27 min measured before the convolution fix, about 2x since)", "VGG seed 32-48-64",
