@@ -6,7 +6,7 @@ using TorchSharp;
 
 namespace ScaleGrow.Tests.Cli;
 
-/// <summary>Runs the built CLI on checkpoints a test writes (eval, predict, inspect); returns what it printed.</summary>
+/// <summary>Runs the built CLI (on checkpoints a test writes: eval, predict, inspect; or on runs); returns what it printed.</summary>
 internal static class ModelCommandsTestKit
 {
     public sealed record CliResult(int ExitCode, string Stdout, string Stderr);
@@ -15,6 +15,16 @@ internal static class ModelCommandsTestKit
 
     public static CliResult RunWith(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
+        using var p = Start(environment, args);
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(3)), $"scalegrow {string.Join(" ", args)} did not finish");
+        return new CliResult(p.ExitCode, stdout, stderr.Result);
+    }
+
+    /// <summary>Starts the built CLI with stdout and stderr redirected (the caller reads them and waits).</summary>
+    public static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
         var info = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
@@ -22,12 +32,8 @@ internal static class ModelCommandsTestKit
         info.ArgumentList.Add(CrashResumeTests.CliDll());
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["CI"] = "true";
-        foreach (var (key, value) in environment) info.Environment[key] = value;
-        using var p = Process.Start(info)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(3)), $"scalegrow {string.Join(" ", args)} did not finish");
-        return new CliResult(p.ExitCode, stdout, stderr.Result);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
+        return Process.Start(info)!;
     }
 
     /// <summary>A small randomly initialised VGG for 28×28 grey images (Fashion-MNIST's shape).</summary>

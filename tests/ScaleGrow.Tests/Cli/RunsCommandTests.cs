@@ -19,27 +19,14 @@ public sealed class RunsCommandTests(AzuriteFixture azurite) : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private static Process Start(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        info.ArgumentList.Add(CrashResumeTests.CliDll());
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["CI"] = "true";
-        return Process.Start(info)!;
-    }
+    private static Process Start(params string[] args) => ModelCommandsTestKit.Start(null, args);
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
-    {
-        using var p = Start(args);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-        await p.WaitForExitAsync(timeout.Token);
-        return (p.ExitCode, await stdout, await stderr);
-    }
+    private static Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args) =>
+        Task.Run(() =>
+        {
+            var r = ModelCommandsTestKit.Run(args);
+            return (r.ExitCode, r.Stdout, r.Stderr);
+        });
 
     [Fact]
     public async Task DeletingARunningRunStopsItsProcessAndLeavesNoFileAndASecondExecutorIsRefused()
