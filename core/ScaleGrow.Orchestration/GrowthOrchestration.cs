@@ -2,6 +2,7 @@ using Microsoft.DurableTask;
 using ScaleGrow.Growth;
 using ScaleGrow.Models;
 using ScaleGrow.Runs;
+using ScaleGrow.Training;
 
 namespace ScaleGrow.Orchestration;
 
@@ -112,7 +113,8 @@ public static class GrowthOrchestration
         if (state.Position.Epoch >= state.PhaseEndEpoch)
             return state.Phase switch
             {
-                RunPhase.Grow => EnterFineTune(state, $"growth phase ended at epoch {state.PhaseEndEpoch}"),
+                RunPhase.Grow => await EnterFineTuneAsync(context, state,
+                    $"growth phase ended at epoch {state.PhaseEndEpoch}"),
                 RunPhase.Train when state.Settings.Kind == RunKind.Scale && !state.Expanded =>
                     await ExpandAsync(context, state),
                 _ => EnterFinalize(state),
@@ -144,13 +146,15 @@ public static class GrowthOrchestration
         double elapsed = (context.CurrentUtcDateTime - state.StartedUtc).TotalSeconds;
         var progress = StoppingRules.AtGrowthPoint(state.Progress, options.Stopping, elapsed);
         if (state.StopRequested) return Stopped(state with { Progress = progress });
-        if (progress.StopReason is { } stoppedBy) return EnterFineTune(state with { Progress = progress }, stoppedBy);
+        if (progress.StopReason is { } stoppedBy)
+            return await EnterFineTuneAsync(context, state with { Progress = progress }, stoppedBy);
 
         var scores = await context.CallActivityAsync<ImportanceReport>(TaskNames.ScoreImportance,
             new ScoreImportanceInput(state.RunId, state.Checkpoint), Retry);
         var spec = ArchitectureSpec.FromJson(state.ArchitectureJson, $"run {state.RunId}");
         var decision = GrowthPlanner.Decide(spec, scores, progress, options, state.Settings.Seed);
-        if (decision.StopReason is { } reason) return EnterFineTune(state with { Progress = progress }, reason);
+        if (decision.StopReason is { } reason)
+            return await EnterFineTuneAsync(context, state with { Progress = progress }, reason);
 
         int step = state.NextStep;
         var inserted = await context.CallActivityAsync<InsertModuleResult>(TaskNames.InsertModule,
@@ -200,6 +204,31 @@ public static class GrowthOrchestration
 
     private static GrowthRunState RequestStop(GrowthRunState state, string reason) =>
         state with { StopRequested = true, StopReason = state.StopReason ?? reason };
+
+    /// <summary>
+    /// Growth has ended: the fine-tuning phase follows, on the plain network when the spec asks to merge the
+    /// branches first (<c>growth.fineTuneBranches: merge</c>; a merge with nothing to merge changes nothing).
+    /// </summary>
+    private static async Task<GrowthRunState> EnterFineTuneAsync(TaskOrchestrationContext context,
+        GrowthRunState state, string reason)
+    {
+        state = EnterFineTune(state, reason);
+        if (state.Phase != RunPhase.FineTune || state.Settings.Growth.FineTuneBranches != FineTuneBranches.Merge)
+            return state;
+        int step = state.NextStep;
+        var merged = await context.CallActivityAsync<MergeBranchesResult>(TaskNames.MergeBranches,
+            new MergeBranchesInput(state.RunId, state.Checkpoint, step, Seeds.Derive(state.Settings.Seed, "merge", 0),
+                state.Position.Epoch), Retry);
+        if (merged.Model is null) return state;
+        var migrated = await context.CallActivityAsync<RunCheckpoint>(TaskNames.MigrateOptimizer,
+            new MigrateOptimizerInput(state.RunId, state.Checkpoint, step, merged.Model,
+                OptimizerMigrationStrategy.Inherit, merged.Rewritten), Retry);
+        return state with
+        {
+            Checkpoint = migrated, NextStep = step + 1, ArchitectureJson = merged.ArchitectureJson, Arch = merged.Arch,
+            Parameters = merged.Parameters,
+        };
+    }
 
     private static GrowthRunState EnterFineTune(GrowthRunState state, string reason)
     {

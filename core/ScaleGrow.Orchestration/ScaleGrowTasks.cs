@@ -30,6 +30,7 @@ public static class ScaleGrowTasks
         sink.Add<ScoreImportanceInput, ImportanceReport>(TaskNames.ScoreImportance, i => steps.ScoreImportanceAsync(i));
         sink.Add<InsertModuleInput, InsertModuleResult>(TaskNames.InsertModule, i => steps.InsertModuleAsync(i));
         sink.Add<MigrateOptimizerInput, RunCheckpoint>(TaskNames.MigrateOptimizer, i => steps.MigrateOptimizerAsync(i));
+        sink.Add<MergeBranchesInput, MergeBranchesResult>(TaskNames.MergeBranches, i => steps.MergeBranchesAsync(i));
         sink.Add<GrowthRunState, bool>(TaskNames.RecordProgress, async i =>
         {
             await steps.RecordProgressAsync(i);

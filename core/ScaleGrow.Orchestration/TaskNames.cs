@@ -11,6 +11,7 @@ public static class TaskNames
     public const string ScoreImportance = "ScoreImportance";
     public const string InsertModule = "InsertModule";
     public const string MigrateOptimizer = "MigrateOptimizer";
+    public const string MergeBranches = "MergeBranches";
     public const string RecordProgress = "RecordProgress";
     public const string Fuse = "Fuse";
     public const string Evaluate = "Evaluate";

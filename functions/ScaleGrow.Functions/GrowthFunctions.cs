@@ -33,6 +33,10 @@ public sealed class GrowthFunctions(IRunSteps steps)
     public Task<RunCheckpoint> MigrateOptimizer([ActivityTrigger] MigrateOptimizerInput input) =>
         steps.MigrateOptimizerAsync(input);
 
+    [Function(TaskNames.MergeBranches)]
+    public Task<MergeBranchesResult> MergeBranches([ActivityTrigger] MergeBranchesInput input) =>
+        steps.MergeBranchesAsync(input);
+
     [Function(TaskNames.RecordProgress)]
     public Task RecordProgress([ActivityTrigger] GrowthRunState state) => steps.RecordProgressAsync(state);
 

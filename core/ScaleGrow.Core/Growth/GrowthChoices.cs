@@ -21,6 +21,22 @@ public enum DepthPlacement
     [JsonStringEnumMemberName("last")] Last,
 }
 
+/// <summary>
+/// What the fine-tuning phase trains after growth ends (CNNs). The thesis fine-tunes the multi-branch network and
+/// fuses at the very end; merging first trains the plain network of the same architecture, which is cheaper per epoch.
+/// </summary>
+public enum FineTuneBranches
+{
+    /// <summary>Fine-tune the network as grown, every branch training (the thesis's algorithm 3-1).</summary>
+    [JsonStringEnumMemberName("keep")] Keep,
+
+    /// <summary>
+    /// Merge every unit's branches into its main Conv-BN first (function-preserving, see
+    /// <c>Models.Cnn.CnnBranchMerge</c>), then fine-tune the plain network.
+    /// </summary>
+    [JsonStringEnumMemberName("merge")] Merge,
+}
+
 /// <summary>How a width growth picks the branch to add to a unit (thesis 3.3.3 (2), table 3-7).</summary>
 public enum BranchSampling
 {

@@ -22,6 +22,9 @@ public sealed record GrowthOptions
     /// <summary>Fine-tuning epochs after growth stops (M in algorithm 3-1).</summary>
     public int FineTuneEpochs { get; init; }
 
+    /// <summary>CNNs: fine-tune the grown branches (<c>keep</c>) or the plain network they merge into (<c>merge</c>).</summary>
+    public FineTuneBranches FineTuneBranches { get; set; } = FineTuneBranches.Keep;
+
     public double WidthFraction { get; set; } = 0.7;
     public BranchSampling BranchSampling { get; set; } = BranchSampling.RandomWithReplacement;
     public DepthPlacement DepthPlacement { get; set; } = DepthPlacement.Greedy;

@@ -14,6 +14,7 @@ public interface IRunSteps
     Task<ImportanceReport> ScoreImportanceAsync(ScoreImportanceInput input, CancellationToken cancellationToken = default);
     Task<InsertModuleResult> InsertModuleAsync(InsertModuleInput input, CancellationToken cancellationToken = default);
     Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input, CancellationToken cancellationToken = default);
+    Task<MergeBranchesResult> MergeBranchesAsync(MergeBranchesInput input, CancellationToken cancellationToken = default);
     Task RecordProgressAsync(GrowthRunState state, CancellationToken cancellationToken = default);
     Task<FuseResult> FuseAsync(FuseInput input, CancellationToken cancellationToken = default);
     Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken cancellationToken = default);

@@ -97,6 +97,9 @@ public sealed record RunSpec
             if (transformer && placement == DepthPlacement.GreedyExcludeLast)
                 throw new InvalidSpecException(
                     "growth: depthPlacement 'greedy-exclude-last' applies to CNN blocks; Transformers take greedy, first, last or random");
+            if (transformer && Growth.FineTuneBranches == FineTuneBranches.Merge)
+                throw new InvalidSpecException(
+                    "growth: fineTuneBranches 'merge' applies to CNN branches; Transformers take 'keep'");
             if (!transformer && placement is DepthPlacement.First or DepthPlacement.Last)
                 throw new InvalidSpecException(
                     $"growth: depthPlacement '{(placement == DepthPlacement.First ? "first" : "last")}' applies to Transformers; CNNs take greedy, greedy-exclude-last, sequential or random");

@@ -54,6 +54,9 @@ public sealed partial class RunSteps
         report["arch"] = grown.Spec.ArchString;
         if (journal.FirstOrDefault(e => (string?)e["kind"] == "expand") is { } expansion)
             report["expansion"] = expansion.DeepClone();
+        // Fine-tuning trained the merged plain network: the unfused parameter count above is the merged one.
+        if (journal.LastOrDefault(e => (string?)e["kind"] == "merge") is { } merge)
+            report["branchMerge"] = merge.DeepClone();
         if (input.Quantized is { } q)
             report["quantized"] = JsonSerializer.SerializeToNode(q, RunStepsJson.Default.QuantizeModelResult);
         string reportPath = RunPaths.Final(input.RunId, "report.json");

@@ -171,6 +171,39 @@ public sealed partial class RunSteps : IRunSteps
         }
     }
 
+    public async Task<MergeBranchesResult> MergeBranchesAsync(MergeBranchesInput input,
+        CancellationToken cancellationToken = default)
+    {
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        try
+        {
+            if (model is not CnnModel cnn || !CnnBranchMerge.HasBranches(cnn.Spec))
+            {
+                var same = ModelStats.Of(model.Spec);
+                return new MergeBranchesResult(null, model.Spec.ToJson(), model.Spec.ArchString, same.Parameters,
+                    same.ParametersFused, []);
+            }
+            using var calibration = await CalibrationBatchAsync(input.RunId, input.Seed, cancellationToken);
+            var (merged, rewritten) = CnnBranchMerge.Merge(cnn, calibration);
+            using var _ = merged;
+            string path = RunPaths.StepModel(input.RunId, input.Step);
+            await _store.WriteAsync(path, ModelIO.SaveModel(merged, Carried(metadata)), null, cancellationToken);
+            var stats = ModelStats.Of(merged.Spec);
+            await Journal(input.RunId).UpsertAsync($"merge-{input.Step:00000}", new JsonObject
+            {
+                ["kind"] = "merge", ["step"] = input.Step, ["epoch"] = input.Epoch, ["arch"] = merged.Spec.ArchString,
+                ["parametersBefore"] = ModelStats.Of(cnn.Spec).Parameters,
+                ["parameters"] = stats.Parameters, ["parametersFused"] = stats.ParametersFused,
+            }, cancellationToken);
+            return new MergeBranchesResult(path, merged.Spec.ToJson(), merged.Spec.ArchString, stats.Parameters,
+                stats.ParametersFused, rewritten);
+        }
+        finally
+        {
+            model.Module.Dispose();
+        }
+    }
+
     /// <summary>Training inputs (as training sees them, augmented) for calibrating a new layer to its input.</summary>
     private async Task<Tensor> CalibrationBatchAsync(string runId, long seed, CancellationToken cancellationToken)
     {
@@ -192,7 +225,7 @@ public sealed partial class RunSteps : IRunSteps
             using var old = ModelIO.LoadOptimizer(
                 await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken), input.Checkpoint.Optimizer);
             using var migrated = OptimizerMigration.Migrate(old, newModel.Module.named_parameters(), input.Strategy,
-                oldModel.Spec, newModel.Spec);
+                oldModel.Spec, newModel.Spec, input.Reset?.ToHashSet(StringComparer.Ordinal));
             string path = RunPaths.StepOptimizer(input.RunId, input.Step);
             await _store.WriteAsync(path, ModelIO.SaveOptimizer(migrated), null, cancellationToken);
             return new RunCheckpoint(input.Step, input.NewModel, path);

@@ -98,8 +98,19 @@ public sealed record InsertModuleInput(string RunId, RunCheckpoint Checkpoint, i
 public sealed record InsertModuleResult(string Model, GrowthAction Action, string ArchitectureJson, string Arch,
     long Parameters, long ParametersFused);
 
+/// <param name="Reset">Parameters whose values were rewritten (a branch merge): their moments start at zero.</param>
 public sealed record MigrateOptimizerInput(string RunId, RunCheckpoint Checkpoint, int Step, string NewModel,
-    OptimizerMigrationStrategy Strategy);
+    OptimizerMigrationStrategy Strategy, IReadOnlyList<string>? Reset = null);
+
+/// <summary>Merge a CNN's branches into their main Conv-BN before fine-tuning (growth.fineTuneBranches = merge).</summary>
+public sealed record MergeBranchesInput(string RunId, RunCheckpoint Checkpoint, int Step, long Seed, int Epoch);
+
+/// <summary>
+/// The merged model, or <see cref="Model"/> = null when there was nothing to merge (no unit has more than its main
+/// branch). <see cref="Rewritten"/>: the parameters whose values the merge rewrote.
+/// </summary>
+public sealed record MergeBranchesResult(string? Model, string ArchitectureJson, string Arch, long Parameters,
+    long ParametersFused, IReadOnlyList<string> Rewritten);
 
 public sealed record FuseInput(string RunId, RunCheckpoint Checkpoint);
 

@@ -22,11 +22,13 @@ public enum OptimizerMigrationStrategy
 /// </summary>
 public static class OptimizerMigration
 {
+    /// <param name="reset">Parameters whose values were rewritten rather than grown (a branch merge): their old
+    /// moments point the wrong way, so they start at zero like new parameters.</param>
     /// <param name="oldSpec">With <paramref name="newSpec"/>: the architectures before and after growth, so widened
     /// moments land where <see cref="ScaleGrow.Models.TensorPlacement"/> put the weights (e.g. per head).</param>
     public static NamedOptimizerState Migrate(NamedOptimizerState old, IEnumerable<(string Name, Parameter Param)> parameters,
         OptimizerMigrationStrategy strategy, ScaleGrow.Models.ArchitectureSpec? oldSpec = null,
-        ScaleGrow.Models.ArchitectureSpec? newSpec = null)
+        ScaleGrow.Models.ArchitectureSpec? newSpec = null, IReadOnlyCollection<string>? reset = null)
     {
         var moments = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
         var steps = new SortedDictionary<string, long>(StringComparer.Ordinal);
@@ -35,6 +37,7 @@ public static class OptimizerMigration
             using var noGrad = torch.no_grad();
             foreach (var (name, p) in parameters)
             {
+                if (reset?.Contains(name) == true) continue;
                 string oldName = name;
                 foreach (var slot in NamedOptimizer.SlotsOf(old.Scalars.Kind))
                 {

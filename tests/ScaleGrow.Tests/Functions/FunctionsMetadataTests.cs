@@ -25,7 +25,7 @@ public class FunctionsMetadataTests
         foreach (var activity in new[]
                  {
                      TaskNames.InitializeRun, TaskNames.TrainInterval, TaskNames.ScoreImportance, TaskNames.InsertModule,
-                     TaskNames.MigrateOptimizer, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
+                     TaskNames.MigrateOptimizer, TaskNames.MergeBranches, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
                      TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
                  })
             Assert.Equal("activityTrigger", TypeOf(activity));

@@ -166,6 +166,43 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.All(blocks.Zip(blocks.Skip(1)), p => Assert.NotEqual(p.First, p.Second));
     }
 
+    [Fact]
+    public async Task MergedFineTuningTrainsThePlainNetworkAfterGrowthEnds()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var tiny = OrchestrationTestKit.TinyGrowth(maxEpochs: 3, fineTune: 2);
+        var spec = tiny with { Growth = tiny.Growth with { Pattern = "wd", FineTuneBranches = FineTuneBranches.Merge } };
+        string runId = await runs.StartAsync(spec, NewRunId("merge"));
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+
+        Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+            $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
+        var summary = metadata.ReadOutputAs<RunSummary>()!;
+        var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+        var merge = Assert.Single(journal, e => (string?)e["kind"] == "merge");
+        int lastGrowthStep = journal.Where(e => (string?)e["kind"] == "growth").Max(e => (int)e["step"]!);
+        Assert.True((int)merge["step"]! > lastGrowthStep, "the merge comes after the last growth");
+        Assert.Equal(3, (int)merge["epoch"]!); // growth phase over, fine-tuning not begun
+        Assert.True((long)merge["parameters"]! < (long)merge["parametersBefore"]!, merge.ToJsonString());
+        Assert.Equal(5, summary.Epochs); // 3 growth + 2 fine-tuning epochs, the latter on the merged network
+        Assert.Equal((long)merge["parameters"]!, summary.Parameters);
+
+        // The delivered (pre-fusion) model is the plain network: no unit has more than its main branch.
+        var (model, _) = ScaleGrow.Checkpoints.ModelIO.LoadModel(await store.ReadAllBytesAsync(summary.Model), summary.Model);
+        var cnn = Assert.IsType<ScaleGrow.Models.Cnn.CnnModel>(model);
+        Assert.False(ScaleGrow.Models.Cnn.CnnBranchMerge.HasBranches(cnn.Spec));
+        Assert.Equal(summary.Arch, cnn.Spec.ArchString);
+        model.Module.Dispose();
+        var report = JsonNode.Parse(await store.ReadAllBytesAsync(summary.Report))!;
+        Assert.Equal((int)merge["step"]!, (int)report["branchMerge"]!["step"]!);
+        // The merged network trains: fine-tuning lowers the training loss below the growth phase's last epoch.
+        var loss = journal.Where(e => (string?)e["kind"] == "epoch").OrderBy(e => (int)e["epoch"]!)
+            .Select(e => (double)e["trainLoss"]!).ToList();
+        Assert.True(loss[4] < loss[2], $"train loss by epoch: {string.Join(", ", loss)}");
+    }
+
     private sealed class FailOnce(IRunSteps inner) : DelegatingRunSteps(inner)
     {
         public int TrainCalls;

@@ -69,6 +69,8 @@ internal class DelegatingRunSteps(IRunSteps inner) : IRunSteps
         inner.InsertModuleAsync(input, ct);
     public virtual Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input, CancellationToken ct = default) =>
         inner.MigrateOptimizerAsync(input, ct);
+    public virtual Task<MergeBranchesResult> MergeBranchesAsync(MergeBranchesInput input, CancellationToken ct = default) =>
+        inner.MergeBranchesAsync(input, ct);
     public Task RecordProgressAsync(GrowthRunState state, CancellationToken ct = default) =>
         inner.RecordProgressAsync(state, ct);
     public virtual Task<FuseResult> FuseAsync(FuseInput input, CancellationToken ct = default) => inner.FuseAsync(input, ct);

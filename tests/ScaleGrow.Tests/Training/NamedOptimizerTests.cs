@@ -102,6 +102,21 @@ public class NamedOptimizerTests
     }
 
     [Fact]
+    public void MigrationStartsRewrittenParametersAtZeroAndKeepsTheRest()
+    {
+        var (a, _) = TwinModels();
+        var sgd = new NamedOptimizer(a.named_parameters(), new TrainingOptions());
+        Run(a, sgd.ZeroGrad, () => sgd.StepWith(0.1), 3);
+        using var old = sgd.Export();
+        var parameters = a.named_parameters().Select(p => (p.name, p.parameter)).ToList();
+        using var migrated = OptimizerMigration.Migrate(old, parameters, OptimizerMigrationStrategy.Inherit,
+            reset: ["0.weight"]);
+        Assert.False(migrated.Moments.ContainsKey("0.weight::momentum_buffer"));
+        Assert.True(migrated.Moments["2.weight::momentum_buffer"].eq(old.Moments["2.weight::momentum_buffer"]).all().item<bool>());
+        Assert.Equal(old.Moments.Count - 1, migrated.Moments.Count);
+    }
+
+    [Fact]
     public void ImportRejectsMomentsThatDoNotMatch()
     {
         var (a, _) = TwinModels();
