@@ -50,6 +50,9 @@ public class RunSpecTests
         "greedy-exclude-last")]
     [InlineData("""{ "kind": "grow", "growth": { "depthPlacement": "first" } }""", "depthPlacement 'first'")]
     [InlineData("""{ "growth": { "depthPlacement": "everywhere" } }""", "")]
+    [InlineData("""{ "kind": "grow", "model": { "family": "vit" }, "growth": { "fineTuneBranches": "merge" } }""",
+        "fineTuneBranches 'merge'")]
+    [InlineData("""{ "growth": { "fineTuneBranches": "fuse" } }""", "")]
     public void BadSpecsGiveOneClearError(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() =>
