@@ -5,6 +5,7 @@ public static class TaskNames
 {
     public const string GrowthRun = "GrowthRun";
     public const string QuantizeUpload = "QuantizeUpload";
+    public const string SweepRun = "SweepRun";
 
     public const string InitializeRun = "InitializeRun";
     public const string TrainInterval = "TrainInterval";
@@ -20,6 +21,13 @@ public static class TaskNames
     public const string ValidateUpload = "ValidateUpload";
     public const string RejectUpload = "RejectUpload";
     public const string Finalize = "Finalize";
+
+    public const string PlanSweep = "PlanSweep";
+    public const string PrepareTrial = "PrepareTrial";
+    public const string RecordTrial = "RecordTrial";
+    public const string ReadSweepProgress = "ReadSweepProgress";
+    public const string StopTrials = "StopTrials";
+    public const string FinishSweep = "FinishSweep";
 
     /// <summary>External event: finish gracefully after the current step.</summary>
     public const string StopEvent = "stop";
