@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
@@ -37,7 +38,7 @@ public static class SweepCommand
         string sweepId = SweepPaths.ValidateSweepId(cl.Get("run-id") ?? SweepsService.NewSweepId());
 
         await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
-            cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, sweeps: new SweepSteps(store));
+            cl.Get("task-hub") ?? "scalegrow", Loggers(), default, sweeps: new SweepSteps(store));
         var sweeps = new SweepsService(engine.Client, store);
         await using var lease = await RunLease.AcquireAsync(store, sweepId);
         string instanceId;
@@ -56,6 +57,14 @@ public static class SweepCommand
         }
         return await WatchAndReportAsync(output, engine, sweeps, store, sweepId, instanceId, cl.Get("out"));
     }
+
+    /// <summary>The engines' logs on stderr with SCALEGROW_DEBUG set; none otherwise (the live table is the output).
+    /// </summary>
+    private static Microsoft.Extensions.Logging.ILoggerFactory Loggers() =>
+        Environment.GetEnvironmentVariable("SCALEGROW_DEBUG") is null
+            ? NullLoggerFactory.Instance
+            : Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddConsole().SetMinimumLevel(
+                Microsoft.Extensions.Logging.LogLevel.Information));
 
     /// <summary>`runs resume SWEEP`: continues a sweep here as a new instance (finished trials are not run again).
     /// </summary>

@@ -60,7 +60,6 @@ public static class ScaleGrowTasks
         sink.Add<PlanSweepInput, SweepPlan>(TaskNames.PlanSweep, i => sweeps.PlanAsync(i));
         sink.Add<PrepareTrialInput, PrepareTrialResult>(TaskNames.PrepareTrial, i => sweeps.PrepareTrialAsync(i));
         sink.Add<RecordTrialInput, RecordTrialResult>(TaskNames.RecordTrial, i => sweeps.RecordTrialAsync(i));
-        sink.Add<ReadSweepProgressInput, SweepProgress>(TaskNames.ReadSweepProgress, i => sweeps.ReadProgressAsync(i));
         sink.Add<StopTrialsInput, bool>(TaskNames.StopTrials, i => sweeps.StopTrialsAsync(i));
         sink.Add<FinishSweepInput, SweepSummary>(TaskNames.FinishSweep, i => sweeps.FinishAsync(i));
     }

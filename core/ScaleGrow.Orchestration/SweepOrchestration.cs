@@ -27,7 +27,8 @@ public static class SweepOrchestration
         var stopEvent = context.WaitForExternalEvent<string>(TaskNames.StopEvent);
         DateTime? deadline = plan.WallClockSeconds is { } s ? plan.StartedUtc.AddSeconds(s) : null;
         var asha = plan.EarlyStopping is { } e ? new AshaPruner(e) : null;
-        int maxRung = plan.EarlyStopping?.Rungs.Max() ?? 0;
+        var epochsEvent = asha is null ? null : context.WaitForExternalEvent<TrialEpochs>(TaskNames.TrialEpochsEvent);
+        var trialEpochs = new Dictionary<string, Dictionary<int, double>>();
 
         var running = new List<RunningTrial>();
         var pruned = new Dictionary<string, string>();
@@ -65,15 +66,13 @@ public static class SweepOrchestration
             Publish(context, plan, finished, failed, prunedCount, running, stopReason);
             if (running.Count == 0) break;
 
-            // Fan in: wait for a trial to end, a stop, the deadline, or the next look at the trials' progress.
+            // Fan in: wait for a trial to end, a stop, the deadline, or (early stopping) a trial's epochs.
             using var timers = new CancellationTokenSource();
             var waits = running.Select(r => (Task)r.Task).ToList();
             if (stopReason is null) waits.Add(stopEvent);
-            Task? poll = asha is not null && stopReason is null
-                ? context.CreateTimer(TimeSpan.FromSeconds(plan.EarlyStopping!.PollSeconds), timers.Token) : null;
             Task? budget = deadline is { } d && stopReason is null ? context.CreateTimer(d, timers.Token) : null;
-            if (poll is not null) waits.Add(poll);
             if (budget is not null) waits.Add(budget);
+            if (epochsEvent is not null) waits.Add(epochsEvent);
             var winner = await Task.WhenAny(waits);
             timers.Cancel();
 
@@ -83,27 +82,19 @@ public static class SweepOrchestration
                     : $"the sweep's wall-clock budget of {plan.WallClockSeconds:0} s ran out";
                 await StopTrialsAsync(context, sweepId, running);
             }
-            if (winner == poll && asha is not null)
+            if (epochsEvent is { IsCompleted: true } && asha is not null)
             {
-                var progress = await context.CallActivityAsync<SweepProgress>(TaskNames.ReadSweepProgress,
-                    new ReadSweepProgressInput(sweepId, running.Select(r => r.RunId).ToList(), maxRung),
-                    GrowthOrchestration.Retry);
-                var toStop = new List<RunningTrial>();
-                foreach (var trial in running.OrderBy(r => r.Index))
+                // Events are kept until waited for: the next waiter takes the next trial's epochs.
+                var reported = epochsEvent.Result;
+                epochsEvent = context.WaitForExternalEvent<TrialEpochs>(TaskNames.TrialEpochsEvent);
+                if (!trialEpochs.TryGetValue(reported.RunId, out var seen)) trialEpochs[reported.RunId] = seen = [];
+                for (int i = 0; i < reported.Epochs.Count; i++) seen[reported.Epochs[i]] = reported.ValidationAccuracies[i];
+                var trial = running.FirstOrDefault(r => r.RunId == reported.RunId);
+                if (trial is not null && stopReason is null && !pruned.ContainsKey(trial.RunId)
+                    && asha.Observe(trial.RunId, seen) is { } reason)
                 {
-                    if (pruned.ContainsKey(trial.RunId)) continue;
-                    var accuracies = progress.Trials.First(t => t.RunId == trial.RunId).ValidationAccuracies;
-                    if (asha.Observe(trial.RunId, accuracies) is { } reason)
-                    {
-                        pruned[trial.RunId] = reason;
-                        toStop.Add(trial);
-                    }
-                }
-                if (toStop.Count > 0) await StopTrialsAsync(context, sweepId, toStop);
-                if (progress.StopRequested && stopReason is null)
-                {
-                    stopReason = "stop requested";
-                    await StopTrialsAsync(context, sweepId, running);
+                    pruned[trial.RunId] = reason;
+                    await StopTrialsAsync(context, sweepId, [trial]);
                 }
             }
 

@@ -25,10 +25,12 @@ public static class TaskNames
     public const string PlanSweep = "PlanSweep";
     public const string PrepareTrial = "PrepareTrial";
     public const string RecordTrial = "RecordTrial";
-    public const string ReadSweepProgress = "ReadSweepProgress";
     public const string StopTrials = "StopTrials";
     public const string FinishSweep = "FinishSweep";
 
     /// <summary>External event: finish gracefully after the current step.</summary>
     public const string StopEvent = "stop";
+
+    /// <summary>External event a trial sends its sweep after each training step (<c>TrialEpochs</c>).</summary>
+    public const string TrialEpochsEvent = "trial-epochs";
 }

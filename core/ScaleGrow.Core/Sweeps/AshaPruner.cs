@@ -17,15 +17,19 @@ public sealed class AshaPruner(EarlyStoppingOptions options)
     /// Records what a trial has reached (validation accuracy after each epoch, in order) and says whether it must
     /// stop, with the reason. <paramref name="judge"/> false only records (a finished trial still sets the bar).
     /// </summary>
-    public string? Observe(string runId, IReadOnlyList<double> accuracies, bool judge = true)
+    public string? Observe(string runId, IReadOnlyList<double> accuracies, bool judge = true) =>
+        Observe(runId, accuracies.Select((a, i) => (i + 1, a)).ToDictionary(x => x.Item1, x => x.a), judge);
+
+    /// <summary>As above, with the accuracy after each epoch by epoch count (1 = after the first epoch); a resumed
+    /// trial may report only the epochs since it resumed.</summary>
+    public string? Observe(string runId, IReadOnlyDictionary<int, double> accuracyAfterEpoch, bool judge = true)
     {
         string? verdict = null;
         foreach (int rung in options.Rungs)
         {
-            if (accuracies.Count < rung) break;
+            if (!accuracyAfterEpoch.TryGetValue(rung, out double accuracy)) continue;
             if (!_rungs.TryGetValue(rung, out var seen)) _rungs[rung] = seen = [];
             if (seen.Any(s => s.RunId == runId)) continue; // judged at this rung already
-            double accuracy = accuracies[rung - 1];
             seen.Add((runId, accuracy));
             if (!judge || verdict is not null || seen.Count < options.MinTrialsAtRung) continue;
             int n = seen.Count, bottom = (int)Math.Floor(n * options.BottomFraction);

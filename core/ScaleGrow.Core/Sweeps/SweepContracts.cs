@@ -92,12 +92,9 @@ public sealed record RecordTrialInput(string SweepId, int Index, bool Deleted, s
 /// <summary>The recorded trial, and whether the sweep itself was deleted meanwhile (then it ends at once).</summary>
 public sealed record RecordTrialResult(SweepTrialResult Trial, bool SweepDeleted);
 
-public sealed record ReadSweepProgressInput(string SweepId, IReadOnlyList<string> RunIds, int MaxEpochs);
-
-/// <summary>Validation accuracies per epoch of each running trial, and the sweep's control flags.</summary>
-public sealed record SweepProgress(IReadOnlyList<TrialProgress> Trials, bool StopRequested, bool DeleteRequested);
-
-public sealed record TrialProgress(string RunId, IReadOnlyList<double> ValidationAccuracies);
+/// <summary>What a trial tells its sweep after each training step: validation accuracy after each epoch it trained
+/// (epoch counts from 1), so early stopping can judge it at its rungs as soon as it reaches them.</summary>
+public sealed record TrialEpochs(string RunId, IReadOnlyList<int> Epochs, IReadOnlyList<double> ValidationAccuracies);
 
 public sealed record StopTrialsInput(string SweepId, IReadOnlyList<string> RunIds);
 

@@ -29,9 +29,6 @@ public sealed record EarlyStoppingOptions
     /// <summary>No trial is stopped at a rung until this many trials have reached it (the first ones have nothing to
     /// be compared with).</summary>
     public int MinTrialsAtRung { get; init; } = 3;
-
-    /// <summary>How often the sweep reads its running trials' validation accuracies (seconds).</summary>
-    public double PollSeconds { get; init; } = 10;
 }
 
 /// <summary>
@@ -223,8 +220,25 @@ public sealed record SweepSpec
             TrialSpec(i, out _);
     }
 
-    private static string StripSource(string message) =>
-        message.StartsWith("trial: ", StringComparison.Ordinal) ? message["trial: ".Length..] : message;
+    private static string StripSource(string message)
+    {
+        if (message.StartsWith("trial: ", StringComparison.Ordinal)) message = message["trial: ".Length..];
+        // The strict parser's type errors name a .NET type and a byte offset: say which kind of value was expected.
+        var m = System.Text.RegularExpressions.Regex.Match(message,
+            @"could not be converted to ([\w.`\[\], ]+?)\. Path: (\$[^ |]*)");
+        if (!m.Success) return message;
+        string type = m.Groups[1].Value;
+        string expected = type switch
+        {
+            _ when type.Contains("Int64") || type.Contains("Int32") => "an integer",
+            _ when type.Contains("Double") || type.Contains("Single") => "a number",
+            _ when type.Contains("Boolean") => "true or false",
+            _ when type.Contains("String") => "a string",
+            _ when type.EndsWith("[]", StringComparison.Ordinal) => "a list",
+            _ => $"a {type[(type.LastIndexOf('.') + 1)..]} (see the run spec's documentation)",
+        };
+        return $"expected {expected} at {m.Groups[2].Value[2..]}";
+    }
 
     private static string Show(JsonNode? value)
     {
@@ -330,8 +344,8 @@ public sealed record SweepSpec
         var e = node as JsonObject ?? throw new InvalidSpecException($"{source}: earlyStopping must be an object");
         string at = source + ": earlyStopping";
         foreach (var (key, _) in e)
-            if (key is not ("method" or "rungs" or "bottomFraction" or "reductionFactor" or "minTrialsAtRung" or "pollSeconds"))
-                throw new InvalidSpecException($"{at}: unknown field '{key}' (known: method, rungs, bottomFraction, reductionFactor, minTrialsAtRung, pollSeconds)");
+            if (key is not ("method" or "rungs" or "bottomFraction" or "reductionFactor" or "minTrialsAtRung"))
+                throw new InvalidSpecException($"{at}: unknown field '{key}' (known: method, rungs, bottomFraction, reductionFactor, minTrialsAtRung)");
         string method = (string?)Value(e, "method", at, JsonValueKind.String) ?? "asha";
         if (method == "none") return null;
         if (method != "asha") throw new InvalidSpecException($"{at}: method must be 'asha' or 'none', got '{method}'");
@@ -345,8 +359,6 @@ public sealed record SweepSpec
         if (fraction is <= 0 or >= 1) throw new InvalidSpecException($"{at}: bottomFraction must be in (0, 1), got {fraction}");
         int minTrials = (int?)IntValue(e, "minTrialsAtRung", at) ?? 3;
         if (minTrials < 2) throw new InvalidSpecException($"{at}: minTrialsAtRung must be at least 2, got {minTrials}");
-        double poll = NumberValue(e, "pollSeconds", at) ?? 10;
-        if (poll is < 0.2 or > 3600) throw new InvalidSpecException($"{at}: pollSeconds must be in 0.2..3600, got {poll}");
         List<int> rungs;
         if (e["rungs"] is JsonArray r)
         {
@@ -365,7 +377,6 @@ public sealed record SweepSpec
         return new EarlyStoppingOptions
         {
             Rungs = rungs.Distinct().Order().ToList(), BottomFraction = fraction, MinTrialsAtRung = minTrials,
-            PollSeconds = poll,
         };
     }
 

@@ -169,18 +169,6 @@ public sealed class SweepSteps(IArtifactStore store)
         return new RecordTrialResult(trial, control.Delete);
     }
 
-    public async Task<SweepProgress> ReadProgressAsync(ReadSweepProgressInput input,
-        CancellationToken cancellationToken = default)
-    {
-        var catalog = new RunCatalog(store);
-        var trials = new List<TrialProgress>();
-        foreach (var runId in input.RunIds)
-            trials.Add(new TrialProgress(runId, (await catalog.EpochsAsync(runId, cancellationToken))
-                .Take(input.MaxEpochs).Select(e => (double)e["validationAccuracy"]!).ToList()));
-        var control = await ControlAsync(input.SweepId, cancellationToken);
-        return new SweepProgress(trials, control.Stop, control.Delete);
-    }
-
     /// <summary>Sets the stop flag of each trial: its training step halts between batches, then it fuses and reports.</summary>
     public async Task<bool> StopTrialsAsync(StopTrialsInput input, CancellationToken cancellationToken = default)
     {
