@@ -61,9 +61,9 @@ public sealed record SweepSpec
     /// <summary>Budget: after this many seconds no trial is started and running ones are stopped gracefully.</summary>
     public double? BudgetWallClockSeconds { get; init; }
 
-    /// <summary>Equal wall time (the fixed baselines' budget of bench §3): every trial gets this many seconds — a
-    /// fixed-size (<c>train</c>) trial as epochs from its measured time per epoch, a growth trial as a wall-clock stop
-    /// on its growth phase (<c>growth.stopping.wallClockSeconds</c>, unless the trial sets one).</summary>
+    /// <summary>Equal wall time (the fixed baselines' budget of bench §3): a fixed-size (<c>train</c>) trial trains
+    /// as many epochs as fit in this many seconds at its measured time per epoch. Growth trials are not changed (give
+    /// them <c>growth.stopping.wallClockSeconds</c> for a wall-clock stop).</summary>
     public double? TrialSeconds { get; init; }
 
     public EarlyStoppingOptions? EarlyStopping { get; init; }
@@ -246,24 +246,26 @@ public sealed record SweepSpec
         return s.Length > 60 ? s[..60] + "…" : s;
     }
 
+    /// <summary>The base run spec: <c>base</c> (a run spec), or a preset by name, with <c>base</c> then a merge patch
+    /// on it (<c>"preset": "quick", "base": {"data": {"trainLimit": 10000}}</c>).</summary>
     private static JsonObject BaseOf(JsonObject o, string source)
     {
-        bool hasPreset = o.ContainsKey("preset"), hasBase = o.ContainsKey("base");
-        if (hasPreset == hasBase)
-            throw new InvalidSpecException($"{source}: give exactly one of preset (a preset's name) and base (a run spec)");
-        string text;
-        if (hasPreset)
+        if (!o.ContainsKey("preset") && !o.ContainsKey("base"))
+            throw new InvalidSpecException($"{source}: give a preset (a preset's name), a base (a run spec), or both (base then patches the preset)");
+        JsonObject json;
+        if (o.ContainsKey("preset"))
         {
             string name = (string?)Value(o, "preset", source, JsonValueKind.String)
                           ?? throw new InvalidSpecException($"{source}: preset must be a preset's name");
-            text = Presets.Get(name).Spec.ToJson();
+            json = JsonNode.Parse(Presets.Get(name).Spec.ToJson())!.AsObject();
         }
         else
         {
-            text = (o["base"] as JsonObject ?? throw new InvalidSpecException($"{source}: base must be a run spec (an object)"))
-                .ToJsonString();
+            json = new JsonObject();
         }
-        var spec = RunSpec.FromJson(text, $"{source}: base");
+        if (o.ContainsKey("base"))
+            Merge(json, o["base"] as JsonObject ?? throw new InvalidSpecException($"{source}: base must be a run spec (an object)"));
+        var spec = RunSpec.FromJson(json.ToJsonString(), $"{source}: base");
         // Re-serialised: every field the run spec has (non-null) is present, so axes can be set into it.
         return JsonNode.Parse(spec.ToJson())!.AsObject();
     }
@@ -291,6 +293,7 @@ public sealed record SweepSpec
     /// </summary>
     public static void ResolvePath(string path, string source)
     {
+        if (path == RootPath) return; // a merge patch on the whole spec: checked by parsing each trial
         var segments = path.Split('.');
         JsonTypeInfo? info = RunJson.Default.GetTypeInfo(typeof(RunSpec));
         string at = "";
@@ -321,8 +324,23 @@ public sealed record SweepSpec
         _ => "plain value",
     };
 
+    /// <summary>The axis path of the whole spec: its values are merge patches on the base (e.g. one variant each).
+    /// </summary>
+    public const string RootPath = "$";
+
+    /// <summary>
+    /// Sets an axis value at its path. An object value at a field that holds an object is applied as a JSON merge
+    /// patch (RFC 7386: its members replace those of the base, null removes one), so one axis can list variants that
+    /// each change something different — an ablation table; any other value replaces the field.
+    /// </summary>
     private static void Set(JsonObject json, string path, JsonNode? value)
     {
+        if (path == RootPath)
+        {
+            if (value is not JsonObject patch) throw new InvalidSpecException($"axis '{RootPath}': its values must be objects (merge patches on the base spec)");
+            Merge(json, patch);
+            return;
+        }
         var segments = path.Split('.');
         var node = json;
         foreach (var segment in segments[..^1])
@@ -335,7 +353,18 @@ public sealed record SweepSpec
             node = child;
         }
         if (value is null) node.Remove(segments[^1]);
+        else if (value is JsonObject patch && node[segments[^1]] is JsonObject target) Merge(target, patch);
         else node[segments[^1]] = value.DeepClone();
+    }
+
+    private static void Merge(JsonObject target, JsonObject patch)
+    {
+        foreach (var (key, value) in patch)
+        {
+            if (value is null) target.Remove(key);
+            else if (value is JsonObject inner && target[key] is JsonObject existing) Merge(existing, inner);
+            else target[key] = value.DeepClone();
+        }
     }
 
     private static EarlyStoppingOptions? EarlyStoppingOf(JsonObject o, string source, JsonObject baseJson)

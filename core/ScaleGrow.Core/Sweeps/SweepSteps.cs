@@ -101,15 +101,11 @@ public sealed class SweepSteps(IArtifactStore store)
 
     /// <summary>
     /// Equal wall time: a fixed-size trial trains as many epochs as fit in <paramref name="seconds"/> at its measured
-    /// time per epoch (<see cref="EpochProbe"/>); a growth trial stops growing at that wall time.
+    /// time per epoch on this machine (<see cref="EpochProbe"/>, as bench §3 gave the baselines the growth runs' time).
     /// </summary>
     private static RunSpec WithTimeBudget(RunSpec spec, double seconds)
     {
-        if (spec.Kind == RunKind.Grow)
-            return spec.Growth.Stopping.WallClockSeconds is not null ? spec : spec with
-            {
-                Growth = spec.Growth with { Stopping = spec.Growth.Stopping with { WallClockSeconds = seconds } },
-            };
+        if (spec.Kind != RunKind.Train) return spec;
         double perEpoch = EpochProbe.SecondsPerEpoch(spec);
         return spec with { Epochs = Math.Clamp((int)Math.Round(seconds / perEpoch), 1, 10000) };
     }
