@@ -80,3 +80,44 @@ public class SweepSpecTests
         Assert.Null(asha.Observe("b", [0.50, 0.69]));        // rung 2: 2 trials, too few
     }
 }
+
+/// <summary>bench/sweeps holds the comparisons of bench/RESULTS.md as sweeps: each must be valid as it stands.</summary>
+public class BenchSweepsTests
+{
+    public static TheoryData<string> Files() => new(Directory.GetFiles(
+        Path.Combine(ScaleGrow.Tests.Infrastructure.RepositoryRoot.Find(), "bench", "sweeps"), "*.json")
+        .Select(Path.GetFileName)!);
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void EveryBenchSweepIsValidAndNamesItsCommand(string file)
+    {
+        string path = Path.Combine(ScaleGrow.Tests.Infrastructure.RepositoryRoot.Find(), "bench", "sweeps", file);
+        string text = File.ReadAllText(path);
+        var spec = SweepSpec.Parse(text, path);
+        Assert.True(spec.TrialCount >= 1);
+        Assert.Contains($"./scalegrow sweep --spec bench/sweeps/{file}", text);
+    }
+
+    [Fact]
+    public void TheAblationSweepReproducesTheBenchsVariantsAsMergePatches()
+    {
+        var spec = SweepSpec.Parse(File.ReadAllText(Path.Combine(ScaleGrow.Tests.Infrastructure.RepositoryRoot.Find(),
+            "bench", "sweeps", "cnn-ablations.json")), "cnn-ablations.json");
+        Assert.Equal(18, spec.TrialCount);
+        var baseline = spec.TrialSpec(0, out _);
+        Assert.Equal(10000, baseline.Data.TrainLimit);
+        Assert.Equal("VGG-2-2-2", baseline.Growth.Stopping.TargetArch);
+        Assert.Equal(DepthPlacement.GreedyExcludeLast, baseline.Growth.DepthPlacement);
+        Assert.True(baseline.Growth.Init.PreserveFunction);
+        var zeros = spec.TrialSpec(14, out _); // variant 7 (init: zeros), seed 1
+        Assert.Equal(ScaleGrow.Growth.InitStrategy.Zeros, zeros.Growth.Init.Strategy);
+        Assert.False(zeros.Growth.Init.PreserveFunction);
+        Assert.Equal(DepthPlacement.GreedyExcludeLast, zeros.Growth.DepthPlacement); // the rest of growth is kept
+        Assert.Equal(12, zeros.Growth.MaxEpochs);
+        var baselines = SweepSpec.Parse(File.ReadAllText(Path.Combine(ScaleGrow.Tests.Infrastructure.RepositoryRoot.Find(),
+            "bench", "sweeps", "cnn-vs-baselines.json")), "cnn-vs-baselines.json");
+        var vgg11 = baselines.TrialSpec(4, out _);
+        Assert.Equal((ScaleGrow.Runs.RunKind.Train, "vgg11"), (vgg11.Kind, vgg11.Model.Baseline));
+    }
+}
