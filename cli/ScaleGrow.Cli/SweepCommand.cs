@@ -84,8 +84,10 @@ public static class SweepCommand
     private static async Task<int> WatchAndReportAsync(Output output, LocalEngine engine, SweepsService sweeps,
         IArtifactStore store, string sweepId, string instanceId, string? outDir)
     {
+        bool signalled = false;
         using var signals = new StopSignals(signal =>
         {
+            signalled = true;
             _ = sweeps.StopAsync(sweepId);
             output.Progress.MarkupLine($"{signal}: stopping the sweep gracefully: running trials fuse and report, no " +
                                        $"more start ({signal} again to end now; `scalegrow runs resume {sweepId}` continues it)");
@@ -95,7 +97,17 @@ public static class SweepCommand
         OrchestrationMetadata? m;
         while (true)
         {
-            m = await engine.Client.GetInstanceAsync(instanceId, getInputsAndOutputs: true);
+            try
+            {
+                m = await engine.Client.GetInstanceAsync(instanceId, getInputsAndOutputs: true);
+            }
+            catch (Exception) when (signalled)
+            {
+                // The in-process engine's hosts stop on the same signal (their console lifetime), so the sweep cannot
+                // finish here; its trials have their stop flags and keep what they trained.
+                throw new ScaleGrowException($"sweep {sweepId} stopped with this process; `scalegrow runs resume " +
+                                             $"{sweepId}` continues it (finished trials are kept)");
+            }
             // The live table: one line per trial whenever its state, epoch, arch or accuracy changes.
             foreach (var t in await catalog.TrialsAsync(sweepId))
             {

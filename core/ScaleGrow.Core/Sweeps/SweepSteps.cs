@@ -121,10 +121,13 @@ public sealed class SweepSteps(IArtifactStore store)
             ? JsonNode.Parse(await store.ReadAllBytesAsync(reportPath, cancellationToken))!.AsObject()
             : null;
         string? stopReason = (string?)report?["stopReason"];
+        // Stopped by the sweep: its orchestration decided so, or `runs stop SWEEP` from another process set the
+        // sweep's flag, which the trial's training step saw before the orchestration did.
+        bool sweepStopped = input.StoppedBySweep || (await ControlAsync(input.SweepId, cancellationToken)).Stop;
         string status = input.Error is not null ? "failed"
             : report is null ? input.Deleted ? "deleted" : "failed"
             : input.PrunedReason is not null ? "pruned"
-            : input.StoppedBySweep && stopReason?.StartsWith("stop requested", StringComparison.Ordinal) == true ? "stopped"
+            : sweepStopped && stopReason?.StartsWith("stop requested", StringComparison.Ordinal) == true ? "stopped"
             : "completed";
         var epochs = report?["epochHistory"]?.AsArray().Select(e => (double)e!["validationAccuracy"]!).ToList()
                      ?? (await new RunCatalog(store).EpochsAsync(runId, cancellationToken))
