@@ -319,25 +319,8 @@ void Table(List<JsonObject> rows)
     }
 }
 
-// Seconds per training epoch of a fixed spec on this machine: a few timed steps on random data of the run's shape.
-double SecondsPerEpoch(RunSpec spec)
-{
-    using var lease = RunData.Lease(spec);
-    var data = lease.Data;
-    var arch = data.BuildArchitecture(spec.Model);
-    torch.manual_seed(1);
-    var model = ModelFactory.Create(arch);
-    var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
-    var x = data.SampleInput(spec.Training.BatchSize);
-    var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize);
-    var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
-    Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
-    var clock = Stopwatch.StartNew();
-    Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8));
-    double perStep = clock.Elapsed.TotalSeconds / 8;
-    long steps = data.TrainBatchCount(spec.Training.BatchSize);
-    return perStep * steps * 1.08; // + validation, roughly
-}
+// Seconds per training epoch of a fixed spec on this machine (the same probe a sweep's budget.trialSeconds uses).
+double SecondsPerEpoch(RunSpec spec) => ScaleGrow.Sweeps.EpochProbe.SecondsPerEpoch(spec);
 
 static IEnumerable<string> SplitArgs(string s)
 {

@@ -41,7 +41,10 @@ public static class Commands
                     [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
           quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--out DIR]
                     [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
-          runs      list | show ID | stop ID | resume ID | delete ID [--store ...] [--engine ...]
+          sweep     --spec FILE [--parallel N] [--run-id ID] [--out DIR] [--store ...] [--engine inprocess|azure-storage]
+                                              many runs as one resumable experiment: grid or random axes over spec
+                                              fields, ASHA early stopping, sweep.json / sweep.md / pareto.png
+          runs      list | show ID | stop ID | resume ID | delete ID [--store ...] [--engine ...]   (ID: a run or a sweep)
           scale     --model CKPT|HF_DIR --depth 2x|--layers N [--mapping ...] [--adapter ...] --out DIR
                                               ScaleNet: a deeper model sharing weights, with per-layer adapters
           presets                              list the presets
@@ -55,6 +58,7 @@ public static class Commands
         "grow" => RunCommand.ExecuteAsync("grow", args),
         "train" => RunCommand.ExecuteAsync("train", args),
         "runs" => RunsCommand.ExecuteAsync(args),
+        "sweep" => SweepCommand.ExecuteAsync(args),
         "eval" => Task.FromResult(Eval(args)),
         "predict" => Task.FromResult(Predict(args)),
         "inspect" => Task.FromResult(Inspect(args)),
@@ -288,4 +292,5 @@ public static class AtomicFile
 [System.Text.Json.Serialization.JsonSerializable(typeof(UploadOutcome))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(RunListing))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<RunListing>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(ScaleGrow.Sweeps.SweepSummary))]
 internal partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -43,14 +43,14 @@ public sealed class LocalEngine : IAsyncDisposable
     /// orchestrations recorded in the store.</param>
     public static async Task<LocalEngine> StartAsync(EngineKind kind, IRunSteps steps, string? storageConnection,
         string taskHub, ILoggerFactory loggerFactory, CancellationToken cancellationToken, bool withWorker = true,
-        UploadSteps? uploads = null)
+        UploadSteps? uploads = null, ScaleGrow.Sweeps.SweepSteps? sweeps = null)
     {
         // The engines' hosts log every gRPC call at Information; the CLI shows progress itself.
         if (Environment.GetEnvironmentVariable("SCALEGROW_DEBUG") is null)
             Environment.SetEnvironmentVariable("Logging__LogLevel__Default", "Error");
         if (kind == EngineKind.InProcess)
         {
-            var host = await DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, steps, uploads),
+            var host = await DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, steps, uploads, sweeps),
                 new DurableTaskTestHostOptions { LoggerFactory = loggerFactory }, cancellationToken);
             return new LocalEngine(host.Client, host);
         }
@@ -82,7 +82,7 @@ public sealed class LocalEngine : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0,
             o => o.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
-        builder.Services.AddSingleton<IOrchestrationService>(service);
+        builder.Services.AddSingleton<IOrchestrationService>(new PlainTagsOrchestrationService(service));
         builder.Services.AddSingleton<IOrchestrationServiceClient>(service);
         builder.Services.AddSingleton<TaskHubGrpcServer>();
         var sidecar = builder.Build();
@@ -98,7 +98,7 @@ public sealed class LocalEngine : IAsyncDisposable
         if (withWorker)
             workerBuilder.Services.AddDurableTaskWorker(b =>
             {
-                b.AddTasks(r => ScaleGrowTasks.Register(r, steps, uploads));
+                b.AddTasks(r => ScaleGrowTasks.Register(r, steps, uploads, sweeps));
                 b.UseGrpc(channel);
             });
         workerBuilder.Services.AddDurableTaskClient(b => b.UseGrpc(channel));

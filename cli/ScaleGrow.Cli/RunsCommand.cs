@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
+using ScaleGrow.Sweeps;
 using Spectre.Console;
 
 namespace ScaleGrow.Cli;
@@ -32,16 +33,26 @@ public static class RunsCommand
         var engineKind = StoreOptions.Engine(cl);
         string? runId = positionals == 1 ? RunPaths.ValidateRunId(cl.Positionals[0]) : null;
         var catalog = new RunCatalog(store);
+        if (runId is not null && await SweepSteps.IsSweepAsync(store, runId))
+            return await SweepAsync(verb, runId, cl, output, store, connection, engineKind);
 
         switch (verb)
         {
             case "list":
             {
                 var runs = await catalog.ListAsync();
-                var table = new Table().AddColumns("run", "status", "arch", "epochs", "accuracy");
-                foreach (var r in runs)
-                    table.AddRow(r.RunId, r.Status, Markup.Escape(r.Arch ?? ""), r.Epochs.ToString(),
+                var table = new Table().AddColumns("run", "kind", "status", "arch", "epochs", "accuracy");
+                // A sweep, then its trials under it (indented); runs of no sweep as they are.
+                var trials = runs.Where(r => r.Sweep is not null).ToLookup(r => r.Sweep!);
+                foreach (var r in runs.Where(r => r.Sweep is null))
+                {
+                    table.AddRow(r.RunId, r.Kind, r.Status, Markup.Escape(r.Arch ?? ""),
+                        r.Kind == "sweep" ? $"{r.TrialsFinished}/{r.Trials} trials" : r.Epochs.ToString(),
                         r.Accuracy is { } a ? a.ToString("P2") : "");
+                    foreach (var t in trials[r.RunId])
+                        table.AddRow("  " + t.RunId, "trial", t.Status, Markup.Escape(t.Arch ?? ""), t.Epochs.ToString(),
+                            t.Accuracy is { } ta ? ta.ToString("P2") : "");
+                }
                 output.Human.Write(table);
                 output.Result(new JsonObject { ["runs"] = JsonSerializer.SerializeToNode(runs, CliJson.Default.IReadOnlyListRunListing) });
                 return 0;
@@ -101,6 +112,75 @@ public static class RunsCommand
             }
             case "resume":
                 return await RunCommand.ResumeAsync(runId!, cl, output, store, connection, engineKind);
+            default:
+                throw new UsageException($"runs: unknown verb '{verb}' (expected list, show, stop, resume, delete)");
+        }
+    }
+
+    /// <summary>show, stop, resume and delete on a sweep: every trial with it.</summary>
+    private static async Task<int> SweepAsync(string verb, string sweepId, CommandLine cl, Output output,
+        IArtifactStore store, string? connection, EngineKind engineKind)
+    {
+        var sweeps = new SweepCatalog(store);
+        var listing = (await sweeps.GetAsync(sweepId))!;
+        switch (verb)
+        {
+            case "show":
+            {
+                var trials = await sweeps.TrialsAsync(sweepId);
+                output.Human.MarkupLine($"[bold]{sweepId}[/] sweep {listing.Status}, {listing.TrialsFinished}/{listing.Trials} trials recorded");
+                var table = new Table().AddColumns("trial", "state", "epochs", "arch", "accuracy", "configuration", "stop reason / error");
+                foreach (var t in trials)
+                    table.AddRow(t.RunId, t.State, t.Epochs.ToString(), Markup.Escape(t.Arch ?? ""),
+                        t.Accuracy is { } a ? a.ToString("P2") : "", Markup.Escape(t.Configuration),
+                        Markup.Escape(t.Error ?? t.StopReason ?? ""));
+                output.Human.Write(table);
+                var json = JsonSerializer.SerializeToNode(listing, CliJson.Default.RunListing)!.AsObject();
+                json["trials"] = SweepCatalog.ToJson(trials)["trials"]!.DeepClone();
+                output.Result(json);
+                return 0;
+            }
+            case "stop":
+            {
+                if (listing.Status == "completed")
+                {
+                    output.Human.MarkupLine($"sweep {sweepId} has already completed; nothing to stop");
+                    output.Result(new JsonObject { ["runId"] = sweepId, ["stopping"] = false, ["status"] = listing.Status });
+                    return 0;
+                }
+                if (engineKind == EngineKind.AzureStorage)
+                {
+                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
+                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
+                    await new SweepsService(engine.Client, store).StopAsync(sweepId);
+                }
+                else
+                {
+                    await sweeps.RequestStopAsync(sweepId);
+                }
+                output.Human.MarkupLine($"stop requested for sweep {sweepId}: running trials fuse and report, no more start");
+                output.Result(new JsonObject { ["runId"] = sweepId, ["stopping"] = true });
+                return 0;
+            }
+            case "delete":
+            {
+                int? files;
+                if (engineKind == EngineKind.AzureStorage)
+                {
+                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
+                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
+                    files = await new SweepsService(engine.Client, store).DeleteAsync(sweepId);
+                }
+                else
+                {
+                    files = await sweeps.DeleteAsync(sweepId);
+                }
+                output.Human.MarkupLine($"deleted sweep {sweepId}, its trials and their {files} files");
+                output.Result(new JsonObject { ["runId"] = sweepId, ["deleted"] = true, ["files"] = files });
+                return 0;
+            }
+            case "resume":
+                return await SweepCommand.ResumeAsync(sweepId, cl, output, store, connection, engineKind);
             default:
                 throw new UsageException($"runs: unknown verb '{verb}' (expected list, show, stop, resume, delete)");
         }

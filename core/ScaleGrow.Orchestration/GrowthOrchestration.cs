@@ -98,6 +98,11 @@ public static class GrowthOrchestration
             var progress = state.Progress;
             foreach (var e in result.Epochs)
                 progress = StoppingRules.RecordEpoch(progress, e.ValidationAccuracy, state.Settings.Growth.Stopping);
+            // A trial of a sweep tells its sweep how it is doing, for early stopping (ASHA) at the sweep's rungs.
+            if (context.Parent is { } parent && result.Epochs.Count > 0)
+                context.SendEvent(parent.InstanceId, TaskNames.TrialEpochsEvent, new ScaleGrow.Sweeps.TrialEpochs(
+                    state.RunId, result.Epochs.Select(e => e.Epoch + 1).ToList(),
+                    result.Epochs.Select(e => e.ValidationAccuracy).ToList()));
             state = state with
             {
                 Checkpoint = result.Checkpoint, NextStep = Math.Max(state.NextStep, result.Checkpoint.Step + 1),

@@ -1,6 +1,7 @@
 using Microsoft.DurableTask;
 using ScaleGrow.Growth;
 using ScaleGrow.Runs;
+using ScaleGrow.Sweeps;
 
 namespace ScaleGrow.Orchestration;
 
@@ -11,10 +12,17 @@ namespace ScaleGrow.Orchestration;
 public static class ScaleGrowTasks
 {
     /// <summary>Registers everything with a Durable Task worker.</summary>
-    public static DurableTaskRegistry Register(DurableTaskRegistry registry, IRunSteps steps, UploadSteps? uploads = null)
+    public static DurableTaskRegistry Register(DurableTaskRegistry registry, IRunSteps steps, UploadSteps? uploads = null,
+        SweepSteps? sweeps = null)
     {
         registry.AddOrchestratorFunc<GrowthRunInput, RunSummary?>(TaskNames.GrowthRun,
             (context, input) => GrowthOrchestration.RunAsync(context, input));
+        if (sweeps is not null)
+        {
+            registry.AddOrchestratorFunc<SweepRunInput, SweepSummary?>(TaskNames.SweepRun,
+                (context, input) => SweepOrchestration.RunAsync(context, input));
+            SweepActivities(new RegistrySink(registry), sweeps);
+        }
         if (uploads is not null)
             registry.AddOrchestratorFunc<UploadRef, UploadOutcome>(TaskNames.QuantizeUpload,
                 (context, upload) => QuantizeUploadOrchestration.RunAsync(context, upload));
@@ -45,6 +53,16 @@ public static class ScaleGrowTasks
         sink.Add<UploadRef, UploadValidation>(TaskNames.ValidateUpload, u => uploads.ValidateAsync(u));
         sink.Add<RejectUploadInput, UploadOutcome>(TaskNames.RejectUpload, i => uploads.RejectAsync(i.Upload, i.Error));
         sink.Add<UploadRef, UploadOutcome>(TaskNames.Quantize, u => uploads.QuantizeAsync(u));
+    }
+
+    /// <summary>The sweep's activities (its trials run the growth run's own).</summary>
+    public static void SweepActivities(IActivitySink sink, SweepSteps sweeps)
+    {
+        sink.Add<PlanSweepInput, SweepPlan>(TaskNames.PlanSweep, i => sweeps.PlanAsync(i));
+        sink.Add<PrepareTrialInput, PrepareTrialResult>(TaskNames.PrepareTrial, i => sweeps.PrepareTrialAsync(i));
+        sink.Add<RecordTrialInput, RecordTrialResult>(TaskNames.RecordTrial, i => sweeps.RecordTrialAsync(i));
+        sink.Add<StopTrialsInput, bool>(TaskNames.StopTrials, i => sweeps.StopTrialsAsync(i));
+        sink.Add<FinishSweepInput, SweepSummary>(TaskNames.FinishSweep, i => sweeps.FinishAsync(i));
     }
 
     private sealed class RegistrySink(DurableTaskRegistry registry) : IActivitySink

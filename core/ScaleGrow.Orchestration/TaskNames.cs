@@ -5,6 +5,7 @@ public static class TaskNames
 {
     public const string GrowthRun = "GrowthRun";
     public const string QuantizeUpload = "QuantizeUpload";
+    public const string SweepRun = "SweepRun";
 
     public const string InitializeRun = "InitializeRun";
     public const string TrainInterval = "TrainInterval";
@@ -22,6 +23,15 @@ public static class TaskNames
     public const string RejectUpload = "RejectUpload";
     public const string Finalize = "Finalize";
 
+    public const string PlanSweep = "PlanSweep";
+    public const string PrepareTrial = "PrepareTrial";
+    public const string RecordTrial = "RecordTrial";
+    public const string StopTrials = "StopTrials";
+    public const string FinishSweep = "FinishSweep";
+
     /// <summary>External event: finish gracefully after the current step.</summary>
     public const string StopEvent = "stop";
+
+    /// <summary>External event a trial sends its sweep after each training step (<c>TrialEpochs</c>).</summary>
+    public const string TrialEpochsEvent = "trial-epochs";
 }

@@ -16,6 +16,7 @@ builder.Services.AddSingleton<IArtifactStore>(_ => ArtifactStoreSettings.Open(bu
 builder.Services.AddSingleton<IRunSteps>(sp =>
     new RunSteps(sp.GetRequiredService<IArtifactStore>(), sp.GetService<ILogger<RunSteps>>()));
 builder.Services.AddSingleton(sp => new UploadSteps(sp.GetRequiredService<IArtifactStore>()));
+builder.Services.AddSingleton(sp => new ScaleGrow.Sweeps.SweepSteps(sp.GetRequiredService<IArtifactStore>()));
 // Runs read data only from the named datasets' folders and the roots the operator lists here (';'-separated), never
 // from an arbitrary server path in a request (issue 16).
 builder.Services.AddSingleton(DataAccessPolicy.FromSetting(builder.Configuration["ScaleGrow:DataRoots"]));

@@ -99,7 +99,7 @@ public sealed class RunsApi(IArtifactStore store, DataAccessPolicy dataAccess)
         });
     }
 
-    private static async Task<IActionResult> Guard(Func<Task<IActionResult>> action)
+    internal static async Task<IActionResult> Guard(Func<Task<IActionResult>> action)
     {
         try
         {
@@ -121,7 +121,7 @@ public sealed class RunsApi(IArtifactStore store, DataAccessPolicy dataAccess)
 
     private static IActionResult NotFound(string id) => new NotFoundObjectResult(new { error = $"run '{id}' not found" });
 
-    private static async Task<string> ReadBodyAsync(HttpRequest request)
+    internal static async Task<string> ReadBodyAsync(HttpRequest request)
     {
         if (request.ContentLength > MaxSpecBytes)
             throw new InvalidSpecException($"request body is larger than {MaxSpecBytes} bytes");

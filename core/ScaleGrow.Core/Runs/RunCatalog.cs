@@ -4,9 +4,20 @@ using ScaleGrow.Storage;
 
 namespace ScaleGrow.Runs;
 
-/// <summary>A run as its artifacts describe it.</summary>
+/// <summary>A run (or a sweep of runs) as its artifacts describe it.</summary>
 public sealed record RunListing(string RunId, string Status, string? Arch, int Epochs, int Growths, double? Accuracy,
-    string? StopReason, string? Report);
+    string? StopReason, string? Report)
+{
+    /// <summary><c>run</c>, or <c>sweep</c> for a sweep of runs.</summary>
+    public string Kind { get; init; } = "run";
+
+    /// <summary>The sweep a trial belongs to.</summary>
+    public string? Sweep { get; init; }
+
+    /// <summary>Sweeps: trials in the plan, and how many have been recorded as finished.</summary>
+    public int? Trials { get; init; }
+    public int? TrialsFinished { get; init; }
+}
 
 /// <summary>
 /// Runs as the artifact store knows them (no engine needed): which exist, how far they got (journal), whether they
@@ -20,11 +31,12 @@ public sealed class RunCatalog(IArtifactStore store)
         await foreach (var info in store.ListAsync($"{RunPaths.Container}/", cancellationToken))
         {
             var parts = info.Path.Split('/');
-            if (parts.Length >= 3 && parts[2] == "spec.json") ids.Add(parts[1]);
+            if (parts.Length >= 3 && parts[2] is "spec.json" or "sweep-spec.json") ids.Add(parts[1]);
         }
         var list = new List<RunListing>();
+        var sweeps = new Sweeps.SweepCatalog(store);
         foreach (var id in ids)
-            if (await GetAsync(id, cancellationToken) is { } r) list.Add(r);
+            if ((await GetAsync(id, cancellationToken) ?? await sweeps.GetAsync(id, cancellationToken)) is { } r) list.Add(r);
         return list;
     }
 
@@ -49,7 +61,12 @@ public sealed class RunCatalog(IArtifactStore store)
                        ?? (string?)journal.FirstOrDefault(e => (string?)e["kind"] == "initialize")?["arch"];
         double? accuracy = (double?)report?["accuracy"] ?? (double?)epochs.LastOrDefault()?["validationAccuracy"];
         return new RunListing(runId, status, arch, epochs.Count, journal.Count(e => (string?)e["kind"] == "growth"),
-            accuracy, (string?)report?["stopReason"], report is null ? null : reportPath);
+            accuracy, (string?)report?["stopReason"], report is null ? null : reportPath)
+        {
+            Sweep = Sweeps.SweepPaths.ParseTrialId(runId) is { } trial
+                    && await store.GetInfoAsync(Sweeps.SweepPaths.Spec(trial.SweepId), cancellationToken) is not null
+                ? trial.SweepId : null,
+        };
     }
 
     public async Task<IReadOnlyList<JsonObject>> EpochsAsync(string runId, CancellationToken cancellationToken = default) =>

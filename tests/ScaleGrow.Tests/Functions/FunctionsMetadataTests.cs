@@ -20,13 +20,15 @@ public class FunctionsMetadataTests
             f => f.GetProperty("name").GetString()!,
             f => f.GetProperty("bindings").EnumerateArray().First(b => b.GetProperty("direction").GetString() == "In"));
         string TypeOf(string name) => triggers[name].GetProperty("type").GetString()!;
-        foreach (var orchestrator in new[] { TaskNames.GrowthRun, TaskNames.QuantizeUpload })
+        foreach (var orchestrator in new[] { TaskNames.GrowthRun, TaskNames.QuantizeUpload, TaskNames.SweepRun })
             Assert.Equal("orchestrationTrigger", TypeOf(orchestrator));
         foreach (var activity in new[]
                  {
                      TaskNames.InitializeRun, TaskNames.TrainInterval, TaskNames.ScoreImportance, TaskNames.InsertModule,
                      TaskNames.MigrateOptimizer, TaskNames.MergeBranches, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
                      TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
+                     TaskNames.PlanSweep, TaskNames.PrepareTrial, TaskNames.RecordTrial, TaskNames.StopTrials,
+                     TaskNames.FinishSweep,
                  })
             Assert.Equal("activityTrigger", TypeOf(activity));
         var http = new Dictionary<string, (string Route, string Method)>
@@ -34,6 +36,9 @@ public class FunctionsMetadataTests
             ["StartRun"] = ("runs", "post"), ["ListRuns"] = ("runs", "get"), ["GetRun"] = ("runs/{id}", "get"),
             ["StopRun"] = ("runs/{id}/stop", "post"), ["ResumeRun"] = ("runs/{id}/resume", "post"),
             ["DeleteRun"] = ("runs/{id}", "delete"),
+            ["StartSweep"] = ("sweeps", "post"), ["GetSweep"] = ("sweeps/{id}", "get"),
+            ["StopSweep"] = ("sweeps/{id}/stop", "post"), ["ResumeSweep"] = ("sweeps/{id}/resume", "post"),
+            ["DeleteSweep"] = ("sweeps/{id}", "delete"),
         };
         foreach (var (name, (route, method)) in http)
         {

@@ -31,8 +31,19 @@ internal static class OrchestrationTestKit
         MeasureLatency = false,
     };
 
-    public static Task<DurableTaskTestHost> StartEngineAsync(IRunSteps steps, UploadSteps? uploads = null) =>
-        DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, steps, uploads));
+    public static Task<DurableTaskTestHost> StartEngineAsync(IRunSteps steps, UploadSteps? uploads = null,
+        ScaleGrow.Sweeps.SweepSteps? sweeps = null) =>
+        DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, steps, uploads, sweeps));
+
+    /// <summary>
+    /// A sweep over <see cref="TinyGrowth"/> trials (each a few seconds): <paramref name="axes"/> and any further
+    /// sweep fields as JSON members, e.g. <c>"\"seed\": [1, 2]"</c>.
+    /// </summary>
+    public static string TinySweep(string axes, int maxEpochs = 2, int fineTune = 0, string extra = "")
+    {
+        var trial = TinyGrowth(maxEpochs, fineTune) with { Data = new DatasetSpec(TrainLimit: 400, TestLimit: 100, ValidationFraction: 0.25) };
+        return $$"""{"kind": "sweep", "base": {{trial.ToJson()}}, "axes": { {{axes}} } {{(extra.Length > 0 ? ", " + extra : "")}} }""";
+    }
 
     /// <summary>Waits for completion, collecting every distinct custom status seen on the way.</summary>
     public static async Task<(OrchestrationMetadata Metadata, List<RunStatus> Statuses)> WaitAsync(

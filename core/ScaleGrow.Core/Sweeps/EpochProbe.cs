@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using ScaleGrow.Models;
+using ScaleGrow.Runs;
+using ScaleGrow.Training;
+using TorchSharp;
+
+namespace ScaleGrow.Sweeps;
+
+/// <summary>
+/// Seconds per training epoch of a fixed-size spec on this machine, from a few timed steps on random data of the
+/// run's shape: what gives the fixed baselines the growth runs' wall time as a number of epochs (bench §3, and a
+/// sweep's <c>budget.trialSeconds</c>).
+/// </summary>
+public static class EpochProbe
+{
+    public static double SecondsPerEpoch(RunSpec spec)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var lease = RunData.Lease(spec);
+        var data = lease.Data;
+        var arch = data.BuildArchitecture(spec.Model);
+        torch.manual_seed(1);
+        var model = ModelFactory.Create(arch);
+        try
+        {
+            using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
+            var x = data.SampleInput(spec.Training.BatchSize);
+            var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize);
+            var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
+            var clock = Stopwatch.StartNew();
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8));
+            double perStep = clock.Elapsed.TotalSeconds / 8;
+            long steps = data.TrainBatchCount(spec.Training.BatchSize);
+            return perStep * steps * 1.08; // + validation, roughly
+        }
+        finally
+        {
+            (model.Module as IDisposable)?.Dispose();
+        }
+    }
+}
