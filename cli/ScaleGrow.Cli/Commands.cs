@@ -43,7 +43,7 @@ public static class Commands
           quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
                     [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
                     [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
-          quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--out DIR]
+          quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--export onnx] [--out DIR]
                     [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
           runs      list | show ID | stop ID | resume ID | delete ID [--store ...] [--engine ...]
           scale     --model CKPT|HF_DIR --depth 2x|--layers N [--mapping ...] [--adapter ...] --out DIR

@@ -26,7 +26,7 @@ public class FunctionsMetadataTests
                  {
                      TaskNames.InitializeRun, TaskNames.TrainInterval, TaskNames.ScoreImportance, TaskNames.InsertModule,
                      TaskNames.MigrateOptimizer, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
-                     TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
+                     TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.ExportModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
                  })
             Assert.Equal("activityTrigger", TypeOf(activity));
         var http = new Dictionary<string, (string Route, string Method)>
