@@ -37,8 +37,9 @@ public sealed class OnnxRuntimeModel : IScaleGrowModel, IDisposable
     public static bool IsOnnxPath(string path) => path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Opens an exported file. <paramref name="threads"/>: intra-op threads (default: TorchSharp's count,
-    /// so timings compare like with like).</summary>
-    public static OnnxRuntimeModel Load(string path, int? threads = null)
+    /// so timings compare like with like). <paramref name="optimizedModelPath"/>: where ORT should save the graph as
+    /// it optimised it (to see what it folded; bench only).</summary>
+    public static OnnxRuntimeModel Load(string path, int? threads = null, string? optimizedModelPath = null)
     {
         if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: no such file");
         var options = new SessionOptions
@@ -47,6 +48,7 @@ public sealed class OnnxRuntimeModel : IScaleGrowModel, IDisposable
             IntraOpNumThreads = threads ?? torch.get_num_threads(), InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
+        if (optimizedModelPath is not null) options.OptimizedModelFilePath = optimizedModelPath;
         InferenceSession session;
         try
         {
