@@ -31,8 +31,9 @@ var options = new Dictionary<string, string>();
 for (int i = 1; i + 1 < args.Length; i += 2) options[args[i].TrimStart('-')] = args[i + 1];
 int threads = int.Parse(options.GetValueOrDefault("threads", "2"));
 long seed = long.Parse(options.GetValueOrDefault("seed", "1"));
-int rounds = int.Parse(options.GetValueOrDefault("rounds", "3"));
-int repeats1 = int.Parse(options.GetValueOrDefault("repeats", "11"));
+int rounds = int.Parse(options.GetValueOrDefault("rounds", "5"));
+int repeats1 = int.Parse(options.GetValueOrDefault("repeats", "21"));
+int repeats64 = int.Parse(options.GetValueOrDefault("repeats64", "5"));
 torch.set_num_threads(threads);
 var md = new StringBuilder();
 void Say(string line)
@@ -92,7 +93,7 @@ void Latency()
         {
             using var ort = OnnxRuntimeModel.Load(path, threads);
             var (ts1, ort1) = Interleaved(fused, ort.Module, 1, rounds, repeats1);
-            var (ts64, ort64) = Interleaved(fused, ort.Module, 64, rounds, 3);
+            var (ts64, ort64) = Interleaved(fused, ort.Module, 64, rounds, repeats64);
             long parameters = fused.parameters().Sum(p => p.numel());
             using (var noGrad = torch.no_grad())
             {
@@ -110,7 +111,8 @@ void Latency()
     }
     Say("");
     Say($"Latency: median of {rounds} rounds; each round alternates the two runtimes, and each runtime's value in a " +
-        $"round is the median of {repeats1} (batch 1) or 3 (batch 64) timed forward passes after 3 warm-up passes. " +
+        $"round is the median of {repeats1} (batch 1) or {repeats64} (batch 64) timed forward passes after 3 warm-up " +
+        "passes. " +
         "Random N(0,1) inputs.");
 }
 
@@ -162,7 +164,7 @@ void Quantized(string modelPath)
                 diff = (torchModel.Module.forward(x) - ort.Module.forward(x)).abs().max().item<float>();
             }
             var (ts1, ort1) = Interleaved(torchModel.Module, ort.Module, 1, rounds, repeats1);
-            var (ts64, ort64) = Interleaved(torchModel.Module, ort.Module, 64, rounds, 3);
+            var (ts64, ort64) = Interleaved(torchModel.Module, ort.Module, 64, rounds, repeats64);
             Say($"| {name} | {bytes.Length:N0} | {export.Bytes.Length:N0} | {dequantizeNodes} | {torchAcc:P2} | " +
                 $"{ortAcc:P2} | {diff:G3} | {ts1:0.000} | {ort1:0.000} | {ts64:0.00} | {ort64:0.00} |");
             torchModel.Module.Dispose();
