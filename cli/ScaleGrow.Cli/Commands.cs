@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
+using ScaleGrow.Export;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
@@ -30,16 +31,19 @@ public static class Commands
                                               grow a network from a seed (AdaGrow) through the orchestration
           train     --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--epochs N] [...as grow]
                                               train a fixed-size network (e.g. --preset fashion-vgg11)
-          eval      --model CKPT [--data DIR|FILE] [--dataset NAME] [--limit N]   (text models: their own data, or FILE)
+          eval      --model CKPT|FILE.onnx [--data DIR|FILE] [--dataset NAME] [--limit N]
+                                              (text models: their own data, or FILE; .onnx runs in ONNX Runtime)
           eval      --model CKPT|HF_DIR --choices FILE.jsonl [--normalize char|token|none]
                                               decoders: log-likelihood multiple choice ({"question", "choices", "answer"})
-          predict   --model CKPT --data DIR --out FILE.csv [--dataset NAME] [--limit N]
+          predict   --model CKPT|FILE.onnx --data DIR --out FILE.csv [--dataset NAME] [--limit N]
           inspect   --model CKPT
           fuse      --model CKPT --out CKPT
+          export    --model CKPT --format onnx --out FILE.onnx [--opset 18..21] [--batch dynamic|N]
+                                              ONNX export (fused, float or quantized), checked in ONNX Runtime
           quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
                     [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
                     [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
-          quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--out DIR]
+          quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--export onnx] [--out DIR]
                     [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
           sweep     --spec FILE [--parallel N] [--run-id ID] [--out DIR] [--store ...] [--engine inprocess|azure-storage]
                                               many runs as one resumable experiment: grid or random axes over spec
@@ -63,6 +67,7 @@ public static class Commands
         "predict" => Task.FromResult(Predict(args)),
         "inspect" => Task.FromResult(Inspect(args)),
         "fuse" => Task.FromResult(Fuse(args)),
+        "export" => ExportCommand.ExecuteAsync(args),
         "quantize" => QuantizeCommand.ExecuteAsync(args),
         "presets" => Task.FromResult(ListPresets(args)),
         "scale" => ScaleCommand.ExecuteAsync(args),
@@ -88,9 +93,16 @@ public static class Commands
         return 0;
     }
 
+    /// <summary>A checkpoint, or an exported <c>.onnx</c> file run in ONNX Runtime (its metadata carries the spec,
+    /// input normalisation and tokenizer, so the rest of eval/predict is the same).</summary>
     private static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) LoadModel(string path)
     {
         if (!File.Exists(path)) throw new UsageException($"--model: no such file '{path}'");
+        if (OnnxRuntimeModel.IsOnnxPath(path))
+        {
+            var onnx = OnnxRuntimeModel.Load(path);
+            return (onnx, onnx.Metadata);
+        }
         return ModelIO.LoadModel(File.ReadAllBytes(path), path);
     }
 
@@ -131,6 +143,7 @@ public static class Commands
         var (model, metadata) = LoadModel(path);
         var (data, note) = DataFor(model, metadata, cl, path);
         var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
+        if (model is OnnxRuntimeModel) output.Line($"(ONNX Runtime, {Markup.Escape(path)})");
         output.Line(result.Perplexity is { } ppl
             ? $"[bold]{Markup.Escape(model.Spec.ArchString)}[/] on {result.Samples} test tokens of {Markup.Escape(data.Name)}: " +
               $"perplexity [green]{ppl:0.000}[/], next-token accuracy {result.Accuracy:P2}, loss {result.Loss:0.0000}"
@@ -140,6 +153,7 @@ public static class Commands
                     $"{result.LatencyMsBatch1:0.00} ms (batch 1), {result.LatencyMsBatch64:0.00} ms (batch 64)");
         var json = JsonSerializer.SerializeToNode(result, CliJson.Default.EvaluationResult)!.AsObject();
         if (note is not null) json["warning"] = note;
+        json["runtime"] = model is OnnxRuntimeModel ? "onnxruntime" : "torchsharp";
         output.Result(json);
         return 0;
     }

@@ -19,7 +19,7 @@ public static class QuantizeUploadCommand
     public static async Task<int> ExecuteAsync(string[] args)
     {
         var cl = CommandLine.Parse("quantize-upload", args,
-            ["store", "engine", "task-hub", "bits", "method", "group-size", "calibration", "out"], ["json"], maxPositionals: 1);
+            ["store", "engine", "task-hub", "bits", "method", "group-size", "calibration", "export", "out"], ["json"], maxPositionals: 1);
         var output = new Output(cl.Flag("json"));
         if (cl.Positionals.Count != 1) throw new UsageException("quantize-upload: give exactly one FILE");
         string file = cl.Positionals[0];
@@ -32,7 +32,7 @@ public static class QuantizeUploadCommand
         // Options travel as blob metadata, exactly as a service user would set them on the upload.
         var metadata = new Dictionary<string, string>();
         foreach (var (option, key) in new[] { ("bits", "bits"), ("method", "method"), ("group-size", "groupSize"),
-                     ("calibration", "calibration") })
+                     ("calibration", "calibration"), ("export", "export") })
             if (cl.Get(option) is { } value) metadata[key] = value;
         string name = UploadSteps.SafeName(Path.GetFileName(file));
         ArtifactInfo info;
@@ -58,7 +58,7 @@ public static class QuantizeUploadCommand
         if (cl.Get("out") is { } outDir)
         {
             Directory.CreateDirectory(outDir);
-            foreach (var path in new[] { outcome.Artifact, outcome.Report }.OfType<string>())
+            foreach (var path in new[] { outcome.Artifact, outcome.Report, (string?)report["onnx"] }.OfType<string>())
                 AtomicFile.Write(Path.Combine(outDir, Path.GetFileName(path)), await store.ReadAllBytesAsync(path));
         }
         if (outcome.Status != "quantized")

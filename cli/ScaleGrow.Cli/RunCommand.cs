@@ -252,6 +252,10 @@ public static class RunCommand
                      ("report.json", summary.Report), ("curves.png", RunPaths.Final(runId, "curves.png")),
                      ($"model.w{summary.Quantized?.Bits}.safetensors", summary.Quantized?.Model ?? ""),
                      ("quantization.json", summary.Quantized?.Report ?? ""),
+                     ("model.onnx", summary.Exported?.Onnx ?? ""),
+                     ("model.tokenizer.json", summary.Exported?.Tokenizer ?? ""),
+                     (Path.GetFileName(summary.Exported?.QuantizedOnnx ?? "model.onnx"),
+                         summary.Exported?.QuantizedOnnx ?? ""),
                  })
         {
             if (path.Length == 0 || await store.GetInfoAsync(path, cancellationToken) is null) continue;

@@ -198,10 +198,14 @@ public static class GrowthOrchestration
         if (state.Settings.Quantize)
             quantized = await context.CallActivityAsync<QuantizeModelResult>(TaskNames.QuantizeModel,
                 new QuantizeModelInput(state.RunId, fused.FusedModel), Retry);
+        ExportModelResult? exported = null;
+        if (state.Settings.Export)
+            exported = await context.CallActivityAsync<ExportModelResult>(TaskNames.ExportModel,
+                new ExportModelInput(state.RunId, fused.FusedModel, quantized?.Model), Retry);
         double wall = (context.CurrentUtcDateTime - state.StartedUtc).TotalSeconds;
         var summary = await context.CallActivityAsync<RunSummary>(TaskNames.Finalize,
             new FinalizeInput(state.RunId, state.Checkpoint.Model, fused.FusedModel, evaluation, state.StopReason, wall,
-                quantized), Retry);
+                quantized, exported), Retry);
         state = state with { Phase = RunPhase.Done, FusedModel = fused.FusedModel, Evaluation = evaluation };
         context.SetCustomStatus(StatusOf(state) with { Accuracy = evaluation.Accuracy });
         return summary;

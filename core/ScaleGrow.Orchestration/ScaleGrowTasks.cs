@@ -48,6 +48,7 @@ public static class ScaleGrowTasks
         sink.Add<EvaluateInput, EvaluationResult>(TaskNames.Evaluate, i => steps.EvaluateAsync(i));
         sink.Add<ExpandInput, ExpandResult>(TaskNames.Expand, i => steps.ExpandAsync(i));
         sink.Add<QuantizeModelInput, QuantizeModelResult>(TaskNames.QuantizeModel, i => steps.QuantizeModelAsync(i));
+        sink.Add<ExportModelInput, ExportModelResult>(TaskNames.ExportModel, i => steps.ExportModelAsync(i));
         sink.Add<FinalizeInput, RunSummary>(TaskNames.Finalize, i => steps.FinalizeAsync(i));
         if (uploads is null) return;
         sink.Add<UploadRef, UploadValidation>(TaskNames.ValidateUpload, u => uploads.ValidateAsync(u));

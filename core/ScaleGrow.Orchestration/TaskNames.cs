@@ -18,6 +18,7 @@ public static class TaskNames
     public const string Evaluate = "Evaluate";
     public const string Quantize = "Quantize";
     public const string QuantizeModel = "QuantizeModel";
+    public const string ExportModel = "ExportModel";
     public const string Expand = "Expand";
     public const string ValidateUpload = "ValidateUpload";
     public const string RejectUpload = "RejectUpload";

@@ -53,6 +53,10 @@ public sealed class GrowthFunctions(IRunSteps steps)
     public Task<QuantizeModelResult> QuantizeModel([ActivityTrigger] QuantizeModelInput input) =>
         steps.QuantizeModelAsync(input);
 
+    [Function(TaskNames.ExportModel)]
+    public Task<ExportModelResult> ExportModel([ActivityTrigger] ExportModelInput input) =>
+        steps.ExportModelAsync(input);
+
     [Function(TaskNames.Finalize)]
     public Task<RunSummary> Finalize([ActivityTrigger] FinalizeInput input) => steps.FinalizeAsync(input);
 }

@@ -11,7 +11,12 @@ namespace ScaleGrow.Quantization;
 /// <summary>A model read from a quantized checkpoint: dequantized into a float model of its spec, with the file's
 /// extra metadata (including <c>scalegrow.quantization</c>) and the parsed quantization settings.</summary>
 public sealed record LoadedQuantizedModel(IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata,
-    QuantizedCheckpointInfo Info);
+    QuantizedCheckpointInfo Info)
+{
+    /// <summary>The stored codes, scales and zero points per layer (ONNX export writes them as they are); only when
+    /// asked for, so evaluation does not hold a second copy of the weights.</summary>
+    public IReadOnlyDictionary<string, QuantizedWeight>? PackedWeights { get; init; }
+}
 
 /// <summary>
 /// Packed low-bit checkpoints (thesis chapter 4; issue 5): a safetensors file of kind <c>quantized-model</c> that
@@ -118,7 +123,12 @@ public static class QuantizedCheckpoint
     /// scales of the wrong shape or not positive and finite, bits outside 2..8, a permutation that is not one, stray
     /// packed tensors — is a <see cref="CheckpointFormatException"/> naming <paramref name="source"/>.
     /// </summary>
-    public static LoadedQuantizedModel Load(byte[] bytes, string source)
+    public static LoadedQuantizedModel Load(byte[] bytes, string source) =>
+        Load(bytes, source, keepPackedWeights: false);
+
+    /// <summary>As <see cref="Load(byte[], string)"/>; with <paramref name="keepPackedWeights"/> the result also holds
+    /// each layer's codes, scales and zero points (<see cref="LoadedQuantizedModel.PackedWeights"/>).</summary>
+    public static LoadedQuantizedModel Load(byte[] bytes, string source, bool keepPackedWeights)
     {
         ArgumentNullException.ThrowIfNull(bytes);
         ArgumentNullException.ThrowIfNull(source);
@@ -146,9 +156,12 @@ public static class QuantizedCheckpoint
                 .ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
             using var scope = torch.NewDisposeScope();
             var floats = new Dictionary<string, Tensor>(tensors, StringComparer.Ordinal);
+            var packed = keepPackedWeights
+                ? new SortedDictionary<string, QuantizedWeight>(StringComparer.Ordinal)
+                : null;
             foreach (var (name, layer) in info.Layers.OrderBy(l => l.Key, StringComparer.Ordinal))
             {
-                var weight = DequantizeLayer(name, layer, info.ScaleFormat, floats, modules, source);
+                var weight = DequantizeLayer(name, layer, info.ScaleFormat, floats, modules, source, packed);
                 if (floats.ContainsKey(name + ".weight"))
                     throw Error(source, $"layer {Quote(name)} is stored both quantized and as float " +
                                         $"'{name}.weight'");
@@ -169,7 +182,7 @@ public static class QuantizedCheckpoint
                 foreach (var name in group) floats.TryAdd(name, floats[present]);
             }
             ModelIO.Load(model.Module, floats, source);
-            return new LoadedQuantizedModel(model, extra, info);
+            return new LoadedQuantizedModel(model, extra, info) { PackedWeights = packed };
         }
         catch
         {
@@ -229,7 +242,8 @@ public static class QuantizedCheckpoint
     /// <summary>Checks one listed layer against the model and its tensors, removes its packed tensors from
     /// <paramref name="tensors"/> and returns its float32 weight.</summary>
     private static Tensor DequantizeLayer(string name, QuantizedLayerInfo layer, ScaleFormat scaleFormat,
-        Dictionary<string, Tensor> tensors, Dictionary<string, nn.Module> modules, string source)
+        Dictionary<string, Tensor> tensors, Dictionary<string, nn.Module> modules, string source,
+        IDictionary<string, QuantizedWeight>? packed)
     {
         string where = $"layer {Quote(name)}";
         if (!modules.TryGetValue(name, out var module) || module is not (Conv2d or Linear))
@@ -307,6 +321,14 @@ public static class QuantizedCheckpoint
             groupIndex = natural.unsqueeze(0).expand(convGroups, columns);
         }
 
+        if (packed is not null)
+            packed[name] = new QuantizedWeight
+            {
+                Name = name, WeightShape = weightShape, ConvGroups = convGroups, Bits = bits, GroupWidth = groupWidth,
+                Codes = codes.data<byte>().ToArray(), Scales = scales.to(ScalarType.Float32).data<float>().ToArray(),
+                Zeros = zeros.contiguous().data<byte>().ToArray(),
+                GroupIndex = layer.Permuted ? groupIndex.contiguous().data<long>().ToArray() : null,
+            };
         var weight = UniformQuantizer.DequantizeCodes(codes.reshape(convGroups, rowsPerGroup, columns),
             scales.reshape(convGroups, rowsPerGroup, grids), zeros.reshape(convGroups, rowsPerGroup, grids),
             groupIndex);

@@ -20,5 +20,6 @@ public interface IRunSteps
     Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken cancellationToken = default);
     Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken cancellationToken = default);
     Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken cancellationToken = default);
+    Task<ExportModelResult> ExportModelAsync(ExportModelInput input, CancellationToken cancellationToken = default);
     Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken cancellationToken = default);
 }

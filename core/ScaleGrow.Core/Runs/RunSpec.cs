@@ -43,6 +43,9 @@ public sealed record RunSpec
     /// <summary>Quantize the fused final model (thesis chapter 4) with these options; null: no quantization.</summary>
     public ScaleGrow.Quantization.QuantizationOptions? Quantization { get; set; }
 
+    /// <summary>Export the final models (fused, and quantized when asked) as ONNX; null: no export.</summary>
+    public ExportSpec? Export { get; set; }
+
     /// <summary>Measure CPU latency of the final model (batch 1 and 64).</summary>
     public bool MeasureLatency { get; set; } = true;
 
@@ -60,6 +63,7 @@ public sealed record RunSpec
         Data.Validate(); // every host, the HTTP API included (it used to skip the data section)
         Retention.Validate();
         Quantization?.Validate();
+        Export?.Validate();
         if (Kind == RunKind.Scale)
         {
             if (Scale is null) throw new InvalidSpecException("run: kind scale needs a scale section");
@@ -168,6 +172,7 @@ public sealed record RunSpec
             ? Growth with { HeadDimStep = Math.Max(1, Model.HeadDim / Model.Heads) }
             : Growth,
         Quantize = Quantization is not null,
+        Export = Export is not null,
         PretrainEpochs = Kind == RunKind.Scale ? Scale?.PretrainEpochs ?? 0 : 0,
         MaxIntervalSeconds = MaxIntervalSeconds,
     };

@@ -79,6 +79,9 @@ public sealed record RunSummary
 
     /// <summary>The quantized final model, when the spec asked for one.</summary>
     public QuantizeModelResult? Quantized { get; init; }
+
+    /// <summary>The ONNX exports, when the spec asked for them.</summary>
+    public ExportModelResult? Exported { get; init; }
     public string? StopReason { get; init; }
     public int Growths { get; init; }
     public int Epochs { get; init; }

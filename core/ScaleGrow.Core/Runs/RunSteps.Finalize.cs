@@ -59,6 +59,8 @@ public sealed partial class RunSteps
             report["branchMerge"] = merge.DeepClone();
         if (input.Quantized is { } q)
             report["quantized"] = JsonSerializer.SerializeToNode(q, RunStepsJson.Default.QuantizeModelResult);
+        if (input.Exported is { } exported)
+            report["onnx"] = JsonSerializer.SerializeToNode(exported, RunStepsJson.Default.ExportModelResult);
         string reportPath = RunPaths.Final(input.RunId, "report.json");
         await _store.WriteAsync(reportPath,
             JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }), null,
@@ -70,6 +72,7 @@ public sealed partial class RunSteps
             RunId = input.RunId, Arch = grown.Spec.ArchString, Parameters = stats.Parameters,
             ParametersFused = stats.ParametersFused, Evaluation = input.Evaluation, Model = model,
             FusedModel = input.FusedModel, Report = reportPath, StopReason = input.StopReason, Quantized = input.Quantized,
+            Exported = input.Exported,
             Growths = journal.Count(e => (string?)e["kind"] == "growth"),
             Epochs = journal.Count(e => (string?)e["kind"] == "epoch"), WallSeconds = input.WallSeconds,
         };

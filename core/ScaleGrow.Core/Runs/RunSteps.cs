@@ -347,6 +347,7 @@ public sealed partial class RunSteps : IRunSteps
 [JsonSerializable(typeof(GrowthRunState))]
 [JsonSerializable(typeof(EvaluationResult))]
 [JsonSerializable(typeof(QuantizeModelResult))]
+[JsonSerializable(typeof(ExportModelResult))]
 [JsonSerializable(typeof(DatasetSpec))]
 [JsonSerializable(typeof(ScaleGrow.Data.Text.TextDatasetSpec))]
 internal partial class RunStepsJson : JsonSerializerContext;

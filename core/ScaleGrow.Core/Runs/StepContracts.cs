@@ -69,6 +69,9 @@ public sealed record RunSettings
 
     public bool Quantize { get; init; }
 
+    /// <summary>Export the final models as ONNX (the spec's <c>export</c> section).</summary>
+    public bool Export { get; init; }
+
     /// <summary>Scale runs: epochs before the expansion (0: the run starts from a pretrained checkpoint).</summary>
     public int PretrainEpochs { get; init; }
 }
@@ -138,9 +141,17 @@ public sealed record EvaluationResult
 }
 
 public sealed record FinalizeInput(string RunId, string Model, string FusedModel, EvaluationResult Evaluation,
-    string? StopReason, double WallSeconds, QuantizeModelResult? Quantized = null);
+    string? StopReason, double WallSeconds, QuantizeModelResult? Quantized = null, ExportModelResult? Exported = null);
 
 public sealed record QuantizeModelInput(string RunId, string FusedModel);
+
+/// <summary>Export the fused final model (and the quantized one, when there is one) as ONNX.</summary>
+public sealed record ExportModelInput(string RunId, string FusedModel, string? QuantizedModel);
+
+/// <summary>The exported files: <c>final/model.onnx</c>, <c>final/model.w{bits}.onnx</c>, and a text model's
+/// tokenizer <c>final/model.tokenizer.json</c>.</summary>
+public sealed record ExportModelResult(string Onnx, long Bytes, string? QuantizedOnnx, long? QuantizedBytes,
+    string? Tokenizer, int Opset, IReadOnlyList<string> Notes);
 
 /// <summary>The quantized final model (packed checkpoint) and its headline numbers; the full report is a blob.</summary>
 public sealed record QuantizeModelResult(string Model, string Report, string Method, int Bits, double? AccuracyBefore,

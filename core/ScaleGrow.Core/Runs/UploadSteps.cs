@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Export;
 using ScaleGrow.Models;
 using ScaleGrow.Data;
 using ScaleGrow.Models.Cnn;
@@ -107,6 +108,7 @@ public sealed class UploadSteps(IArtifactStore store)
             {
                 info.Metadata.TryGetValue("calibration", out var calibration);
                 OptionsFor(info.Metadata, path);
+                ExportFor(info.Metadata, path);
                 return new UploadValidation(true, null, model.Spec.ArchString, ModelStats.Of(model.Spec).Parameters,
                     calibration);
             }
@@ -234,6 +236,16 @@ public sealed class UploadSteps(IArtifactStore store)
         var paths = PathsFor(upload.Name, options.Bits);
         await store.WriteAsync(paths.Artifact, result.Checkpoint, null, cancellationToken);
         var json = JsonNode.Parse(result.Report.ToJson())!.AsObject();
+        if (ExportFor(meta, path) is { } exportOptions)
+        {
+            // Beside the quantized checkpoint, from the checkpoint just written (docs/deploy.md).
+            var exported = OnnxExporter.ExportCheckpoint(result.Checkpoint, paths.Artifact, exportOptions);
+            string onnx = OnnxPathFor(paths.Artifact);
+            await store.WriteAsync(onnx, exported.Bytes, null, cancellationToken);
+            json["onnx"] = onnx;
+            json["onnxBytes"] = exported.Bytes.LongLength;
+            json["onnxOpset"] = exported.Opset;
+        }
         json["upload"] = upload.Name;
         json["etag"] = upload.ETag;
         json["status"] = "quantized";
@@ -260,6 +272,39 @@ public sealed class UploadSteps(IArtifactStore store)
             throw new CheckpointFormatException($"{path}: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// The upload's <c>export</c> metadata: <c>onnx</c> writes the quantized model as ONNX beside the quantized
+    /// checkpoint (<c>quantized/{name}/{stem}.w{bits}.onnx</c>), with the opset in <c>exportOpset</c> (default 21);
+    /// absent: no export. Anything else is refused when the upload is validated.
+    /// </summary>
+    private static OnnxExportOptions? ExportFor(IReadOnlyDictionary<string, string> meta, string path)
+    {
+        if (!meta.TryGetValue("export", out var format)) return null;
+        if (format != "onnx") throw new InvalidSpecException($"{path}: metadata export='{format}' must be 'onnx'");
+        var options = new OnnxExportOptions();
+        if (meta.TryGetValue("exportOpset", out var opset))
+            options = options with
+            {
+                Opset = int.TryParse(opset, out var o)
+                    ? o
+                    : throw new InvalidSpecException($"{path}: metadata exportOpset='{opset}' is not an integer"),
+            };
+        try
+        {
+            options.Validate();
+        }
+        catch (InvalidSpecException e)
+        {
+            throw new InvalidSpecException($"{path}: metadata exportOpset: {e.Message}");
+        }
+        return options;
+    }
+
+    /// <summary><c>….w4.safetensors</c> → <c>….w4.onnx</c>.</summary>
+    public static string OnnxPathFor(string artifact) =>
+        (artifact.EndsWith(".safetensors", StringComparison.Ordinal) ? artifact[..^".safetensors".Length] : artifact) +
+        ".onnx";
 
     /// <summary>The service's quantization options with the upload's metadata overrides, validated.</summary>
     private QuantizationOptions OptionsFor(IReadOnlyDictionary<string, string> meta, string path)

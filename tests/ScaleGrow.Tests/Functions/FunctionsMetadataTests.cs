@@ -26,7 +26,7 @@ public class FunctionsMetadataTests
                  {
                      TaskNames.InitializeRun, TaskNames.TrainInterval, TaskNames.ScoreImportance, TaskNames.InsertModule,
                      TaskNames.MigrateOptimizer, TaskNames.MergeBranches, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
-                     TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
+                     TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.ExportModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
                      TaskNames.PlanSweep, TaskNames.PrepareTrial, TaskNames.RecordTrial, TaskNames.StopTrials,
                      TaskNames.FinishSweep,
                  })

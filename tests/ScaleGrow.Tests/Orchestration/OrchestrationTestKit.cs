@@ -91,6 +91,8 @@ internal class DelegatingRunSteps(IRunSteps inner) : IRunSteps
         inner.ExpandAsync(input, ct);
     public virtual Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken ct = default) =>
         inner.QuantizeModelAsync(input, ct);
+    public virtual Task<ExportModelResult> ExportModelAsync(ExportModelInput input, CancellationToken ct = default) =>
+        inner.ExportModelAsync(input, ct);
     public virtual Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken ct = default) =>
         inner.FinalizeAsync(input, ct);
 }
