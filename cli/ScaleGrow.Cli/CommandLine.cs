@@ -20,6 +20,40 @@ public sealed class CommandLine
     public string Command { get; }
     public IReadOnlyList<string> Positionals => _positionals;
 
+    /// <summary>
+    /// Takes the global <c>--threads N</c> (or <c>--threads=N</c>), accepted by every command, out of
+    /// <paramref name="args"/>: the rest, and N if it was given.
+    /// </summary>
+    public static (string[] Remaining, int? Threads) TakeThreads(string[] args)
+    {
+        var rest = new List<string>(args.Length);
+        int? threads = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            string? value = null;
+            if (arg == "--threads")
+            {
+                if (i + 1 >= args.Length) throw new UsageException("--threads needs a value");
+                value = args[++i];
+            }
+            else if (arg.StartsWith("--threads=", StringComparison.Ordinal))
+            {
+                value = arg["--threads=".Length..];
+            }
+            if (value is null)
+            {
+                rest.Add(arg);
+                continue;
+            }
+            if (threads is not null) throw new UsageException("--threads given twice");
+            if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n is < 1 or > 1024)
+                throw new UsageException($"--threads: '{value}' is not a thread count (1..1024)");
+            threads = n;
+        }
+        return (rest.ToArray(), threads);
+    }
+
     /// <summary>Parses <paramref name="args"/> given the options that take a value and the flags.</summary>
     public static CommandLine Parse(string command, IEnumerable<string> args, IReadOnlyCollection<string> options,
         IReadOnlyCollection<string> flags, int maxPositionals = 0)

@@ -24,10 +24,11 @@ public static class Commands
     public const string Usage = """
         scalegrow — grow, scale and quantize neural networks (see README.md)
 
-        usage: scalegrow <command> [options]      (every command takes --json)
+        usage: scalegrow <command> [options]      (every command takes --json and --threads N)
 
           grow      --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--run-id ID]
                     [--store DIR|CONNECTION] [--engine inprocess|azure-storage|direct] [--quantize BITS]
+                    [--device auto|cpu|cuda|cuda:N]
                                               grow a network from a seed (AdaGrow) through the orchestration
           train     --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--epochs N] [...as grow]
                                               train a fixed-size network (e.g. --preset fashion-vgg11)

@@ -9,6 +9,7 @@ using ScaleGrow.Data;
 using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
+using ScaleGrow.Training;
 using Spectre.Console;
 
 namespace ScaleGrow.Cli;
@@ -20,7 +21,7 @@ namespace ScaleGrow.Cli;
 public static class RunCommand
 {
     private static readonly string[] Options = ["preset", "spec", "data", "out", "seed", "run-id", "store", "engine",
-        "epochs", "task-hub", "quantize"];
+        "epochs", "task-hub", "quantize", "device"];
 
     public static async Task<int> ExecuteAsync(string command, string[] args)
     {
@@ -28,6 +29,10 @@ public static class RunCommand
         var output = new Output(cl.Flag("json"));
         var spec = BuildSpec(command, cl);
         CheckOutputFolder(cl.Get("out"));
+        // This process computes the run's steps: say where, before the first one (an unavailable device fails here).
+        var device = ComputeDevice.Resolve(spec.Device);
+        output.Line($"device: {Markup.Escape(device.Name)} (asked: {Markup.Escape(spec.Device)}), " +
+                    $"{TorchSharp.torch.get_num_threads()} intra-op thread(s)");
         var (store, connection) = StoreOptions.Open(cl);
         var engineKind = StoreOptions.Engine(cl);
         string runId = RunPaths.ValidateRunId(cl.Get("run-id") ?? RunsService.NewRunId(spec));
@@ -215,6 +220,7 @@ public static class RunCommand
             throw new UsageException($"grow: {(preset ?? file)} is a {spec.Kind.ToString().ToLowerInvariant()} spec; use `scalegrow train`");
         if (cl.Get("data") is { } dir) spec = spec with { Data = spec.Data with { Directory = dir } };
         if (cl.Long("seed", 0) is { } seed) spec = spec with { Seed = seed };
+        if (cl.Get("device") is { } device) spec = spec with { Device = device };
         if (cl.Int("epochs", 1, 10000) is { } epochs) spec = spec with { Epochs = epochs };
         if (cl.Int("quantize", 2, 8) is { } bits)
             spec = spec with { Quantization = (spec.Quantization ?? new ScaleGrow.Quantization.QuantizationOptions()) with { Bits = bits } };

@@ -74,7 +74,7 @@ public static class GrowthOrchestration
             ArchitectureJson = init.ArchitectureJson, Arch = init.Arch, Parameters = init.Parameters,
             Schedule = new ScheduleSegment(s.Training.LearningRate, s.Training.MinLearningRate, 0, totalEpochs,
                 s.Training.WarmupEpochs),
-            StartedUtc = context.CurrentUtcDateTime, PhaseEndEpoch = phaseEnd,
+            StartedUtc = context.CurrentUtcDateTime, PhaseEndEpoch = phaseEnd, Device = init.Device,
         };
     }
 
@@ -109,6 +109,7 @@ public static class GrowthOrchestration
                 Position = result.Position, Progress = progress,
                 LastValidationAccuracy = result.Epochs.Count > 0 ? result.Epochs[^1].ValidationAccuracy
                     : state.LastValidationAccuracy,
+                Device = result.Device ?? state.Device,
             };
             if (result.DeleteRequested) return state with { Phase = RunPhase.Deleted };
             if (result.StopRequested && !state.StopRequested) state = RequestStop(state, "stop requested");
@@ -293,7 +294,7 @@ public static class GrowthOrchestration
         RunPhase.FineTune => "fine-tune",
         RunPhase.Finalize => "finalize",
         _ => "done",
-    }, s.Checkpoint.Step, s.Position.Epoch, s.Arch, s.Parameters, s.LastValidationAccuracy, s.StopReason);
+    }, s.Checkpoint.Step, s.Position.Epoch, s.Arch, s.Parameters, s.LastValidationAccuracy, s.StopReason, s.Device);
 
     /// <summary>
     /// Activities are retried with backoff for transient failures; a bad spec or a corrupt checkpoint

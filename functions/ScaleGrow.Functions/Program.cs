@@ -10,6 +10,8 @@ using ScaleGrow.Storage;
 // The Functions host: trigger bindings and dependency injection only. The orchestrations and activities are the
 // ones the `scalegrow` CLI hosts locally (core/ScaleGrow.Orchestration); their work is core's RunSteps.
 ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
+// Intra-op threads: SCALEGROW_THREADS, else the replica's CPU limit (libtorch's default counts the host's cores).
+ScaleGrow.Training.ComputeDevice.ConfigureThreads();
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddSingleton<IArtifactStore>(_ => ArtifactStoreSettings.Open(builder.Configuration));

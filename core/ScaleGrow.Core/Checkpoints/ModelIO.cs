@@ -23,9 +23,25 @@ public static class ModelIO
         if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
             extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
         using var ms = new MemoryStream();
-        var tensors = model.Module.state_dict();
+        using var scope = torch.NewDisposeScope();
+        var tensors = AsStored(model.Module.state_dict());
         CheckpointCodec.SaveModel(ms, new ModelCheckpoint(model.Spec.ToJson(), tensors) { Metadata = extra });
         return ms.ToArray();
+    }
+
+    /// <summary>
+    /// A model's tensors as a checkpoint holds them: floating tensors in float32 (the writer copies each to the CPU),
+    /// whatever type they compute in. Float32 tensors are passed through as they are, so their aliasing (ScaleNet's
+    /// shared layers) is what the writer sees; a converted tensor is converted once however many names it has.
+    /// </summary>
+    internal static Dictionary<string, Tensor> AsStored(Dictionary<string, Tensor> tensors)
+    {
+        if (tensors.Values.All(t => !t.is_floating_point() || t.dtype == ScalarType.Float32)) return tensors;
+        var converted = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        return tensors.ToDictionary(kv => kv.Key, kv =>
+            !kv.Value.is_floating_point() || kv.Value.dtype == ScalarType.Float32 ? kv.Value
+            : converted.TryGetValue(kv.Value, out var c) ? c
+            : converted[kv.Value] = kv.Value.detach().to(ScalarType.Float32));
     }
 
     /// <summary>The length <see cref="SaveModel"/> would return, counted while writing to nowhere (a report's size
@@ -37,7 +53,8 @@ public static class ModelIO
         if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
             extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
         using var counter = new LengthCountingStream();
-        CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), model.Module.state_dict())
+        using var scope = torch.NewDisposeScope();
+        CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), AsStored(model.Module.state_dict()))
             { Metadata = extra });
         return counter.Length;
     }

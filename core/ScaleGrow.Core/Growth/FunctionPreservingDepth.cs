@@ -71,10 +71,11 @@ public static class FunctionPreservingDepth
             if (branch.Conv is { } conv)
             {
                 conv.weight!.zero_();
-                var channels = torch.arange(g.OutChannels, dtype: ScalarType.Int64);
-                conv.weight!.index_put_(torch.ones(g.OutChannels), channels, channels,
-                    torch.full(g.OutChannels, branch.Kind.KernelH / 2, dtype: ScalarType.Int64),
-                    torch.full(g.OutChannels, branch.Kind.KernelW / 2, dtype: ScalarType.Int64));
+                var w = conv.weight!;
+                var channels = torch.arange(g.OutChannels, dtype: ScalarType.Int64, device: w.device);
+                w.index_put_(torch.ones(g.OutChannels, dtype: w.dtype, device: w.device), channels, channels,
+                    torch.full(g.OutChannels, branch.Kind.KernelH / 2, dtype: ScalarType.Int64, device: w.device),
+                    torch.full(g.OutChannels, branch.Kind.KernelW / 2, dtype: ScalarType.Int64, device: w.device));
             }
             var norm = branch.Norm;
             norm.weight!.copy_((variance + ConvBranch.BatchNormEps).sqrt());

@@ -30,7 +30,7 @@ public static class FunctionPreservingWidth
             {
                 // Wider heads: attention scales by 1/√d′ now; rescale the old query rows and silence the new ones so
                 // every head's scores stay q·k/√d.
-                var within = torch.arange(p.shape[0], dtype: ScalarType.Int64) % grown.Spec.HeadDim;
+                var within = torch.arange(p.shape[0], dtype: ScalarType.Int64, device: p.device) % grown.Spec.HeadDim;
                 var isNew = within.ge(old.HeadDim);
                 var rows = p.dim() == 2 ? isNew.unsqueeze(1) : isNew;
                 p.mul_(torch.where(rows, 0.0, Math.Sqrt((double)grown.Spec.HeadDim / old.HeadDim)));
@@ -47,7 +47,7 @@ public static class FunctionPreservingWidth
                 // The new head (or the new part of every head) and new hidden units contribute nothing.
                 if (name.EndsWith(".attn.o.weight") && grown.Spec.HeadDim != old.HeadDim)
                 {
-                    var within = torch.arange(p.shape[1], dtype: ScalarType.Int64) % grown.Spec.HeadDim;
+                    var within = torch.arange(p.shape[1], dtype: ScalarType.Int64, device: p.device) % grown.Spec.HeadDim;
                     p.index_fill_(1, within.ge(old.HeadDim).nonzero().flatten(), 0);
                 }
                 else
@@ -58,7 +58,7 @@ public static class FunctionPreservingWidth
             }
             else if (name.EndsWith(".attn.o.bias") || name.EndsWith(".mlp.fc2.bias") || name == "embed.patch.bias")
             {
-                p[d..].fill_(p[..d].mean().item<float>());
+                p[d..].fill_(ScaleGrow.Training.Trainer.ReadFloat(p[..d].mean()));
             }
             else if (name == "embed.patch.weight")
             {

@@ -1,3 +1,4 @@
+using ScaleGrow.Training;
 using ScaleGrow.Models.Cnn;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -45,8 +46,8 @@ public static class ImportanceScorer
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var layers = model.Layers.Select((l, i) => new LayerImportance(model.Spec.Layers[i].Id, LayerRole.Block, 0,
-            l.Norms.Average(n => (double)n.weight!.detach().abs().mean().item<float>()))).ToList();
-        var block = new BlockImportance(0, model.FinalNorm.weight!.detach().abs().mean().item<float>());
+            l.Norms.Average(n => (double)Trainer.ReadFloat(n.weight!.detach().abs().mean())))).ToList();
+        var block = new BlockImportance(0, Trainer.ReadFloat(model.FinalNorm.weight!.detach().abs().mean()));
         return new ImportanceReport([block], layers);
     }
 
@@ -72,5 +73,5 @@ public static class ImportanceScorer
         ? u.Branches.Average(b => MeanAbs(b.Norm))
         : throw new InvalidSpecException("importance: a fused unit has no batch norms");
 
-    private static double MeanAbs(BatchNorm2d norm) => norm.weight!.detach().abs().mean().item<float>();
+    private static double MeanAbs(BatchNorm2d norm) => Trainer.ReadFloat(norm.weight!.detach().abs().mean());
 }

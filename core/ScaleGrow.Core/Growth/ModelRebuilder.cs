@@ -1,5 +1,6 @@
 using ScaleGrow.Models;
 using ScaleGrow.Models.Transformer;
+using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,10 +22,13 @@ public static class ModelRebuilder
         var grown = ModelFactory.Create(grownSpec);
         var oldState = old.Module.state_dict();
         var newParameters = new List<string>();
+        var carried = new List<string>();
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var parameterNames = grown.Module.named_parameters().Select(p => p.name).ToHashSet(StringComparer.Ordinal);
         var peers = new PeerStatistics(oldState);
+        // New values are drawn on the CPU, where the model is built, in the same order on every device: a growth gives
+        // the same network whether the run is on a GPU or not. Old values are then put back on the model's device.
         foreach (var (name, target) in grown.Module.state_dict())
         {
             bool isParameter = parameterNames.Contains(name);
@@ -36,8 +40,12 @@ public static class ModelRebuilder
                 continue;
             }
             if (!target.shape.SequenceEqual(source.shape) && isParameter) Initialise(name, target, init, peers);
-            TensorPlacement.CopyInto(target, source, name, old.Spec, grownSpec);
+            carried.Add(name);
         }
+        ComputeDevice.Of(old.Module).Place(grown.Module);
+        var placed = grown.Module.state_dict();
+        foreach (var name in carried)
+            TensorPlacement.CopyInto(placed[name], oldState[name], name, old.Spec, grownSpec);
         if (init.PreserveFunction && grown is TransformerModel transformer)
             FunctionPreservingWidth.Apply(transformer, (TransformerSpec)old.Spec, oldState);
         if (init.PreserveFunction && grown is ScaleGrow.Models.Cnn.CnnModel cnn)
@@ -96,7 +104,7 @@ public static class ModelRebuilder
             if (chosen.Count == 0) return null;
             using var scope = torch.NewDisposeScope();
             var values = torch.cat(chosen.Select(t => t.Value.flatten()).ToArray());
-            return (values.mean().item<float>(), Math.Max(1e-8, values.std().item<float>()));
+            return (Trainer.ReadFloat(values.mean()), Math.Max(1e-8, Trainer.ReadFloat(values.std())));
         }
 
         private static string Kind(string name)

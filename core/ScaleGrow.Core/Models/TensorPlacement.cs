@@ -30,9 +30,10 @@ public static class TensorPlacement
             && HeadAxis(name) is { } axis)
         {
             // Head h's d old rows go to rows h·d' … h·d' + d of the grown tensor.
-            var index = torch.arange(a.Heads * a.HeadDim, dtype: ScalarType.Int64);
+            var index = torch.arange(a.Heads * a.HeadDim, dtype: ScalarType.Int64, device: source.device);
             var mapped = index.div(a.HeadDim, RoundingMode.floor) * b.HeadDim + index % a.HeadDim;
-            var expanded = torch.zeros(SwapAxis(source.shape, axis, target.shape[axis]), dtype: source.dtype);
+            var expanded = torch.zeros(SwapAxis(source.shape, axis, target.shape[axis]), dtype: source.dtype,
+                device: source.device);
             expanded.index_copy_(axis, mapped, source);
             source = expanded;
         }

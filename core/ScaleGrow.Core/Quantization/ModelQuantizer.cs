@@ -1,3 +1,4 @@
+using ScaleGrow.Training;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -238,7 +239,7 @@ public sealed class ModelQuantizer
         {
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
-            model.call(sample);
+            model.call(ComputeDevice.Of(model).Input(sample));
         }
         finally
         {
@@ -258,6 +259,7 @@ public sealed class ModelQuantizer
             return input;
         });
         long used = 0;
+        var device = ComputeDevice.Of(model); // calibration batches go where the model is
         try
         {
             foreach (var batch in calibration)
@@ -267,7 +269,7 @@ public sealed class ModelQuantizer
                 if (take <= 0) break;
                 using var scope = torch.NewDisposeScope();
                 using var noGrad = torch.no_grad();
-                model.call(take < batch.shape[0] ? batch.narrow(0, 0, take) : batch);
+                model.call(device.Input(take < batch.shape[0] ? batch.narrow(0, 0, take) : batch));
                 used += take;
             }
         }

@@ -56,6 +56,9 @@ public sealed record QuantizationRunReport
     public required double EvaluateSeconds { get; init; }
     public required double TotalSeconds { get; init; }
 
+    /// <summary>Where the model was measured and quantized (read from its parameters).</summary>
+    public string? Device { get; init; }
+
     /// <summary>Everything a reader should know: fallbacks, fusion, raised dampening, dead inputs.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 

@@ -34,6 +34,10 @@ public sealed record QuantizationRunRequest
     public QuantizedCheckpointOptions Checkpoint { get; init; } = new();
 
     public int EvaluationBatchSize { get; init; } = 500;
+
+    /// <summary>Where the model is measured and quantized (Hessians, Cholesky and the column sweep run there too);
+    /// the checkpoint written is the same CPU file whatever the device.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
 /// <summary>The quantized checkpoint and the report of one run.</summary>
@@ -115,6 +119,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
         IScaleGrowModel? quantizedModel = null;
         try
         {
+            request.Device.Place(model.Module);
             long[] sampleShape = Runs.Evaluation.InputShape(model.Spec);
             var calibration = request.Calibration is { Samples: > 0 } c ? c : null;
             if (calibration is not null) CheckCalibration(calibration, sampleShape, model.Spec.ArchString);
@@ -195,6 +200,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 progress?.Report(new QuantizationRunProgress(QuantizationRunStage.EvaluatingAfter));
                 var watch = Stopwatch.StartNew();
                 quantizedModel = ModelIO.LoadModel(bytes, source).Model;
+                request.Device.Place(quantizedModel.Module);
                 var metrics = Evaluate(quantizedModel, testAgain, request.EvaluationBatchSize, cancellation);
                 (after, testSamples) = (metrics.Accuracy, metrics.Samples);
                 evaluateSeconds += watch.Elapsed.TotalSeconds;
@@ -208,6 +214,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
                 TestSamples = testSamples, InputBytes = inputBytes, Fp32Bytes = fp32Bytes,
                 QuantizedBytes = bytes.LongLength, QuantizeSeconds = result.Report.TotalSeconds,
                 EvaluateSeconds = evaluateSeconds, TotalSeconds = clock.Elapsed.TotalSeconds,
+                Device = ComputeDevice.Of(model.Module).Name,
                 Notes = [.. notes, .. result.Report.Notes],
             };
             _logger.LogInformation("Quantized {Source} ({Arch}) with {Method} to {Bits} bits: accuracy {Before} -> " +

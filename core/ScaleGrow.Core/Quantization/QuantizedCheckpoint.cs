@@ -55,7 +55,7 @@ public static class QuantizedCheckpoint
         if (result.Layers.Count == 0) throw new ArgumentException("no quantized layers to store", nameof(result));
         using var scope = torch.NewDisposeScope();
         var modules = model.Module.named_modules().ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
-        var tensors = new Dictionary<string, Tensor>(model.Module.state_dict(), StringComparer.Ordinal);
+        var tensors = new Dictionary<string, Tensor>(ModelIO.AsStored(model.Module.state_dict()), StringComparer.Ordinal);
         var layers = new SortedDictionary<string, QuantizedLayerInfo>(StringComparer.Ordinal);
         // Names that share a quantized weight's storage (ScaleNet instances) are not stored as floats: loading
         // restores them from the spec, which rebuilds the sharing.

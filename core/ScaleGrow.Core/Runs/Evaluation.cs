@@ -12,10 +12,12 @@ namespace ScaleGrow.Runs;
 /// <summary>Test-set evaluation with the numbers that matter: accuracy, loss, size, FLOPs, CPU latency.</summary>
 public static class Evaluation
 {
+    /// <param name="device">Where the test batches go (the run's device); null: where the model is.</param>
     public static EvaluationResult Evaluate(IScaleGrowModel model, IRunData data, int batchSize, bool measureLatency,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, ComputeDevice? device = null)
     {
-        var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken, data.Loss(0));
+        var metrics = Trainer.Evaluate(model.Module, data.TestBatches(batchSize), cancellationToken, data.Loss(0),
+            device);
         if (metrics.NonFiniteOutputs > 0)
             throw NonFinite(model, data, metrics.NonFiniteOutputs, metrics.Outputs,
                 "no accuracy or loss can be reported");
@@ -23,14 +25,16 @@ public static class Evaluation
         double? b1 = null, b64 = null;
         if (measureLatency)
         {
-            b1 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(1));
-            b64 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(64), warmup: 2, repeats: 7);
+            b1 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(1), device: device);
+            b64 = LatencyMeter.MedianMilliseconds(model.Module, () => data.SampleInput(64), warmup: 2, repeats: 7,
+                device: device);
         }
         return new EvaluationResult
         {
             Accuracy = metrics.Accuracy, Loss = metrics.Loss, Samples = metrics.Samples,
             Perplexity = data.IsLanguageModel ? Math.Exp(metrics.Loss) : null,
             Parameters = stats.ParametersFused, Flops = stats.FlopsFused, LatencyMsBatch1 = b1, LatencyMsBatch64 = b64,
+            Device = ComputeDevice.Of(model.Module).Name, Threads = torch.get_num_threads(),
         };
     }
 
@@ -53,6 +57,7 @@ public static class Evaluation
         // Images: rows join the full test set by index; text rows are numbered in their split's order.
         IReadOnlyList<long>? testIndices = (data as ImageRunData)?.Splits.TestIndices;
         model.Module.eval();
+        var device = ComputeDevice.Of(model.Module);
         using (var writer = new StreamWriter(temp, false, new UTF8Encoding(false)))
         {
             writer.WriteLine("index,label," + string.Join(",", Enumerable.Range(0, data.NumClasses).Select(c => $"logit{c}")));
@@ -60,7 +65,7 @@ public static class Evaluation
             foreach (var (x, y) in data.TestBatches(500))
             {
                 using var scope = torch.NewDisposeScope();
-                var logits = model.Module.forward(x).to(ScalarType.Float32).data<float>().ToArray();
+                var logits = model.Module.forward(device.Input(x)).to(ScalarType.Float32).cpu().data<float>().ToArray();
                 var labels = y.data<long>().ToArray();
                 int classes = logits.Length / labels.Length;
                 outputs += logits.Length;

@@ -184,7 +184,7 @@ public sealed class ImageRunData(DataSplits data) : IRunData, IDisposable
     {
         [InputNormalization.MetadataKey] = InputNormalization.Of(data).ToJson(),
     };
-    public Tensor SampleInput(int batch) => torch.randn(batch, data.Channels, data.Height, data.Width);
+    public Tensor SampleInput(int batch) => torch.randn(batch, data.Channels, data.Height, data.Width); // host: placed by its user
 
     /// <summary>
     /// The evaluation data of an image checkpoint: <paramref name="spec"/>'s images (its dataset name defaults to the
@@ -267,7 +267,7 @@ public sealed class TextRunData(TextDataSplits data) : IRunData, IDisposable
         return new TextRunData(TextDataLoader.Load(spec, tokenizer));
     }
     public Tensor SampleInput(int batch) =>
-        torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.SequenceLength });
+        torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.SequenceLength }); // host: placed by its user
     public void Dispose() => data.Dispose();
 }
 
@@ -311,5 +311,5 @@ public sealed class LanguageModelRunData(LanguageModelSplits data) : IRunData
     };
 
     public Tensor SampleInput(int batch) =>
-        torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.Context });
+        torch.randint(5, data.Tokenizer.VocabSize, new long[] { batch, data.Context }); // host: placed by its user
 }

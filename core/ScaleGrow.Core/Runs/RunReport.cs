@@ -53,6 +53,16 @@ public static class RunReport
             ["perplexity"] = evaluation.Perplexity,
             ["testSamples"] = evaluation.Samples,
             ["stopReason"] = stopReason,
+            // Where it ran: the spec's choice, each device training used (a run can move between replicas), and
+            // where the final model was measured, with that process's intra-op threads.
+            ["device"] = new JsonObject
+            {
+                ["requested"] = spec.Device,
+                ["training"] = new JsonArray(epochs.Select(e => (string?)e["device"]).OfType<string>().Distinct()
+                    .Select(d => (JsonNode)d).ToArray()),
+                ["evaluation"] = evaluation.Device,
+                ["threads"] = evaluation.Threads,
+            },
             ["epochs"] = epochs.Count,
             ["growths"] = growths.Count,
             ["wallSeconds"] = wallSeconds,

@@ -52,12 +52,20 @@ public sealed record RunSpec
     /// <summary>How many step checkpoints the run keeps (<see cref="RetentionOptions"/>).</summary>
     public RetentionOptions Retention { get; set; } = new();
 
+    /// <summary>
+    /// Where every step computes: <c>auto</c> (CUDA device 0 when TorchSharp reports one, else the CPU), <c>cpu</c>,
+    /// <c>cuda</c> or <c>cuda:N</c>. Resolved by each step on the machine that runs it (<see cref="ComputeDevice"/>),
+    /// so a run can move between GPU and CPU replicas; checkpoints are device-free.
+    /// </summary>
+    public string Device { get; set; } = "auto";
+
     public void Validate()
     {
         if (Kind == RunKind.Train && Epochs is < 1 or > 10000)
             throw new InvalidSpecException($"run: epochs must be in 1..10000, got {Epochs}");
         if (MaxIntervalSeconds is < 1 or > 86400)
             throw new InvalidSpecException($"run: maxIntervalSeconds must be in 1..86400, got {MaxIntervalSeconds}");
+        ComputeDevice.ValidateChoice(Device);
         Training.Validate();
         Growth.Validate();
         Data.Validate(); // every host, the HTTP API included (it used to skip the data section)

@@ -47,6 +47,9 @@ public sealed record GrowthRunState
     public EvaluationResult? Evaluation { get; init; }
     public int Executions { get; init; }
 
+    /// <summary>Where the last training step computed (<see cref="Training.ComputeDevice.Name"/>, e.g. <c>cuda:0 (…)</c>).</summary>
+    public string? Device { get; init; }
+
     /// <summary>Scale runs: the ScaleNet expansion has happened.</summary>
     public bool Expanded { get; init; }
 
@@ -62,8 +65,9 @@ public sealed record PreGrowthModel(RunCheckpoint Checkpoint, string Architectur
     int GrowthEpoch);
 
 /// <summary>What a run publishes as custom status (kept far below the 16 KB limit).</summary>
+/// <param name="Device">Where the run's last step computed: on a GPU replica <c>cuda:0 (its name)</c>, else <c>cpu</c>.</param>
 public sealed record RunStatus(string Phase, int Step, int Epoch, string Arch, long Parameters, double? Accuracy,
-    string? StopReason);
+    string? StopReason, string? Device = null);
 
 /// <summary>A finished run, as the orchestration returns it.</summary>
 public sealed record RunSummary

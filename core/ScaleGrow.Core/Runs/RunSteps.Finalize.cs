@@ -24,7 +24,7 @@ public sealed partial class RunSteps
         var bytes = await _store.ReadAllBytesAsync(input.FusedModel, cancellationToken);
         var result = new QuantizationRunner().Run(bytes, input.FusedModel, new QuantizationRunRequest
         {
-            Options = options, Calibration = calibration, EvaluationData = data?.Splits,
+            Options = options, Calibration = calibration, EvaluationData = data?.Splits, Device = DeviceFor(spec),
         }, cancellation: cancellationToken);
         string model = RunPaths.Final(input.RunId, $"model.w{options.Bits}.safetensors");
         string report = RunPaths.Final(input.RunId, "quantization.json");

@@ -19,7 +19,8 @@ public sealed partial class RunSteps
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
         var options = spec.Scale?.Expansion ?? new ScaleNetOptions();
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, DeviceFor(spec),
+            cancellationToken);
         try
         {
             var (expanded, expansion) = ScaleNetExpander.Expand(model, options, Seeds.Derive(spec.Seed, "scale", 0));
@@ -44,6 +45,7 @@ public sealed partial class RunSteps
                     ["archAfter"] = expansion.ArchAfter, ["mapping"] = options.Mapping.ToString().ToLowerInvariant(),
                     ["parametersBefore"] = expansion.ParametersBefore,
                     ["parametersAfter"] = expansion.ParametersAfter,
+                    ["device"] = ComputeDevice.Of(expanded.Module).Name,
                     ["instances"] = new JsonArray(expansion.Mapping
                         .Select(i => (JsonNode)$"{i.LayerId}<-{i.SourceLayerId}{(i.Shared ? " shared" : "")}").ToArray()),
                 }, cancellationToken);

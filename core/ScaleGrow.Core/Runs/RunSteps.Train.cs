@@ -44,7 +44,8 @@ public sealed partial class RunSteps
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
         using var lease = RunData.Lease(spec);
         var data = lease.Data;
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        var device = DeviceFor(spec);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
             using var optimizer = new NamedOptimizer(TrainableParameters(spec, model), spec.Training);
@@ -69,7 +70,7 @@ public sealed partial class RunSteps
                     data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
                     onBatch: b => Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
                         b.Loss, b.LearningRate)),
-                    loss: data.Loss(spec.Training.LabelSmoothing),
+                    loss: data.Loss(spec.Training.LabelSmoothing), device: device,
                     shouldStop: () =>
                     {
                         var flag = control.Read();
@@ -87,15 +88,15 @@ public sealed partial class RunSteps
                 if (spec.Training.NormRecalibrationBatches > 0)
                     Trainer.RecalibrateNorms(model.Module,
                         data.TrainEpoch(spec.Training.BatchSize, Seeds.Derive(spec.Seed, "norm-recalibration", epoch),
-                            epoch).Take(spec.Training.NormRecalibrationBatches), cancellationToken);
+                            epoch).Take(spec.Training.NormRecalibrationBatches), cancellationToken, device);
                 var validation = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
-                    cancellationToken, data.Loss(0));
+                    cancellationToken, data.Loss(0), device);
                 var record = new EpochRecord
                 {
                     Epoch = epoch, Phase = input.Phase, TrainLoss = metrics.Loss, TrainAccuracy = metrics.Accuracy,
                     ValidationLoss = validation.Loss, ValidationAccuracy = validation.Accuracy,
                     Seconds = metrics.Seconds, LearningRate = schedule.At(optimizer.Step), Arch = arch,
-                    Parameters = parameters,
+                    Parameters = parameters, Device = ComputeDevice.Of(model.Module).Name,
                 };
                 epochs.Add(record);
                 startBatches.Add(start);
@@ -104,7 +105,9 @@ public sealed partial class RunSteps
             }
             // A run being deleted keeps nothing: writing a step now would put files back after `runs delete` removed
             // them (issue 16). The orchestration ends on the flag.
-            if (delete) return new TrainIntervalResult(input.Checkpoint, input.Position, [], stop, DeleteRequested: true);
+            if (delete)
+                return new TrainIntervalResult(input.Checkpoint, input.Position, [], stop, DeleteRequested: true,
+                    device.Name);
             var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
                 RunPaths.StepOptimizer(input.RunId, input.Step));
             await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, Carried(metadata)), null, cancellationToken);
@@ -114,7 +117,7 @@ public sealed partial class RunSteps
             for (int i = 0; i < epochs.Count; i++)
                 await Journal(input.RunId).UpsertAsync($"epoch-{epochs[i].Epoch:00000}",
                     EpochEntry(epochs[i], input.Step, startBatches[i]), cancellationToken);
-            return new TrainIntervalResult(checkpoint, position, epochs, stop, delete);
+            return new TrainIntervalResult(checkpoint, position, epochs, stop, delete, device.Name);
         }
         finally
         {
@@ -127,7 +130,7 @@ public sealed partial class RunSteps
         ["kind"] = "epoch", ["epoch"] = r.Epoch, ["step"] = step, ["phase"] = r.Phase, ["trainLoss"] = r.TrainLoss,
         ["trainAccuracy"] = r.TrainAccuracy, ["validationLoss"] = r.ValidationLoss,
         ["validationAccuracy"] = r.ValidationAccuracy, ["seconds"] = r.Seconds, ["learningRate"] = r.LearningRate,
-        ["arch"] = r.Arch, ["parameters"] = r.Parameters, ["resumedAtBatch"] = startBatch,
+        ["arch"] = r.Arch, ["parameters"] = r.Parameters, ["resumedAtBatch"] = startBatch, ["device"] = r.Device,
     };
 }
 

@@ -36,6 +36,18 @@ public sealed partial class RunSteps : IRunSteps
     /// <summary>Seconds between two looks at the run's control flag while training.</summary>
     public double ControlPollSeconds { get; init; } = 2;
 
+    /// <summary>
+    /// Tests only: compute on this device instead of the run spec's choice (the device audit places models in
+    /// float64 on the CPU, see <see cref="ComputeDevice"/>).
+    /// </summary>
+    internal ComputeDevice? DeviceOverride { get; init; }
+
+    /// <summary>The device this process computes the run's steps on (the spec's choice, resolved here).</summary>
+    internal ComputeDevice DeviceFor(RunSpec spec) => DeviceOverride ?? ComputeDevice.Resolve(spec.Device);
+
+    private async Task<ComputeDevice> DeviceForRunAsync(string runId, CancellationToken cancellationToken) =>
+        DeviceFor(await ReadSpecAsync(runId, cancellationToken));
+
     /// <summary>Writes a run's spec (validated) so its orchestration can start; refuses to overwrite another spec.</summary>
     public static async Task SubmitAsync(IArtifactStore store, string runId, RunSpec spec,
         CancellationToken cancellationToken = default)
@@ -65,6 +77,7 @@ public sealed partial class RunSteps : IRunSteps
         CancellationToken cancellationToken = default)
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
+        var device = DeviceFor(spec);
         using var lease = RunData.Lease(spec);
         var data = lease.Data;
         var architecture = data.BuildArchitecture(spec.Model);
@@ -83,7 +96,7 @@ public sealed partial class RunSteps : IRunSteps
         IScaleGrowModel model;
         if (spec.Scale?.From is { } from)
         {
-            var (pretrained, _) = await LoadModelWithMetadataAsync(from, cancellationToken);
+            var (pretrained, _) = await LoadModelWithMetadataAsync(from, device, cancellationToken);
             if (pretrained.Spec is not Scaling.ILayeredSpec)
             {
                 pretrained.Module.Dispose();
@@ -95,6 +108,7 @@ public sealed partial class RunSteps : IRunSteps
         else
         {
             model = ModelFactory.Create(architecture);
+            device.Place(model.Module);
         }
         using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
         using var state = optimizer.Export();
@@ -106,16 +120,18 @@ public sealed partial class RunSteps : IRunSteps
         {
             ["kind"] = "initialize", ["step"] = 0, ["arch"] = architecture.ArchString,
             ["parameters"] = stats.Parameters, ["architecture"] = JsonNode.Parse(architecture.ToJson()),
+            ["device"] = device.Name, ["threads"] = torch.get_num_threads(),
         }, cancellationToken);
         (model.Module as IDisposable)?.Dispose();
         return new InitializeRunResult(checkpoint, architecture.ToJson(), architecture.ArchString, stats.Parameters,
-            spec.Settings());
+            spec.Settings(), device.Name);
     }
 
     public async Task<ImportanceReport> ScoreImportanceAsync(ScoreImportanceInput input,
         CancellationToken cancellationToken = default)
     {
-        var model = await LoadModelAsync(input.Checkpoint.Model, cancellationToken);
+        var device = await DeviceForRunAsync(input.RunId, cancellationToken);
+        var model = await LoadModelAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
             var report = ImportanceScorer.Score(model);
@@ -124,6 +140,7 @@ public sealed partial class RunSteps : IRunSteps
                 ["kind"] = "importance", ["step"] = input.Checkpoint.Step,
                 ["blocks"] = JsonSerializer.SerializeToNode(report.Blocks.Select(b => new[] { b.Index, b.Score })),
                 ["layers"] = JsonSerializer.SerializeToNode(report.Layers.ToDictionary(l => $"L{l.LayerId}", l => l.Score)),
+                ["device"] = ComputeDevice.Of(model.Module).Name,
             }, cancellationToken);
             return report;
         }
@@ -137,12 +154,13 @@ public sealed partial class RunSteps : IRunSteps
         CancellationToken cancellationToken = default)
     {
         var grownSpec = ArchitectureSpec.FromJson(input.GrownArchitectureJson, $"run {input.RunId} growth");
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        var device = await DeviceForRunAsync(input.RunId, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         Tensor? calibration = null;
         try
         {
             if (input.Init.PreserveFunction && grownSpec is CnnSpec && input.Action.Kind == GrowthKind.Depth)
-                calibration = await CalibrationBatchAsync(input.RunId, input.Seed, cancellationToken);
+                calibration = await CalibrationBatchAsync(input.RunId, input.Seed, device, cancellationToken);
             var (grown, newParameters) = ModelRebuilder.Rebuild(model, grownSpec, input.Init, input.Seed, calibration);
             try
             {
@@ -155,6 +173,7 @@ public sealed partial class RunSteps : IRunSteps
                     ["kind"] = "growth", ["step"] = input.Step, ["epoch"] = input.Epoch,
                     ["action"] = JsonSerializer.SerializeToNode(action, RunStepsJson.Default.GrowthAction),
                     ["parameters"] = stats.Parameters, ["parametersFused"] = stats.ParametersFused,
+                    ["device"] = ComputeDevice.Of(grown.Module).Name,
                 }, cancellationToken);
                 return new InsertModuleResult(path, action, grownSpec.ToJson(), grownSpec.ArchString, stats.Parameters,
                     stats.ParametersFused);
@@ -174,7 +193,8 @@ public sealed partial class RunSteps : IRunSteps
     public async Task<MergeBranchesResult> MergeBranchesAsync(MergeBranchesInput input,
         CancellationToken cancellationToken = default)
     {
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        var device = await DeviceForRunAsync(input.RunId, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
             if (model is not CnnModel cnn || !CnnBranchMerge.HasBranches(cnn.Spec))
@@ -183,7 +203,7 @@ public sealed partial class RunSteps : IRunSteps
                 return new MergeBranchesResult(null, model.Spec.ToJson(), model.Spec.ArchString, same.Parameters,
                     same.ParametersFused, []);
             }
-            using var calibration = await CalibrationBatchAsync(input.RunId, input.Seed, cancellationToken);
+            using var calibration = await CalibrationBatchAsync(input.RunId, input.Seed, device, cancellationToken);
             var (merged, rewritten) = CnnBranchMerge.Merge(cnn, calibration);
             using var _ = merged;
             string path = RunPaths.StepModel(input.RunId, input.Step);
@@ -194,6 +214,7 @@ public sealed partial class RunSteps : IRunSteps
                 ["kind"] = "merge", ["step"] = input.Step, ["epoch"] = input.Epoch, ["arch"] = merged.Spec.ArchString,
                 ["parametersBefore"] = ModelStats.Of(cnn.Spec).Parameters,
                 ["parameters"] = stats.Parameters, ["parametersFused"] = stats.ParametersFused,
+                ["device"] = ComputeDevice.Of(merged.Module).Name,
             }, cancellationToken);
             return new MergeBranchesResult(path, merged.Spec.ToJson(), merged.Spec.ArchString, stats.Parameters,
                 stats.ParametersFused, rewritten);
@@ -205,21 +226,23 @@ public sealed partial class RunSteps : IRunSteps
     }
 
     /// <summary>Training inputs (as training sees them, augmented) for calibrating a new layer to its input.</summary>
-    private async Task<Tensor> CalibrationBatchAsync(string runId, long seed, CancellationToken cancellationToken)
+    private async Task<Tensor> CalibrationBatchAsync(string runId, long seed, ComputeDevice device,
+        CancellationToken cancellationToken)
     {
         const int CalibrationSamples = 512;
         var spec = await ReadSpecAsync(runId, cancellationToken);
         using var lease = RunData.Lease(spec);
         using var scope = torch.NewDisposeScope();
         var (x, _) = lease.Data.TrainEpoch(CalibrationSamples, seed, 0).First();
-        return x.MoveToOuterDisposeScope();
+        return device.Input(x).MoveToOuterDisposeScope();
     }
 
     public async Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input,
         CancellationToken cancellationToken = default)
     {
-        var oldModel = await LoadModelAsync(input.Checkpoint.Model, cancellationToken);
-        var newModel = await LoadModelAsync(input.NewModel, cancellationToken);
+        var device = await DeviceForRunAsync(input.RunId, cancellationToken);
+        var oldModel = await LoadModelAsync(input.Checkpoint.Model, device, cancellationToken);
+        var newModel = await LoadModelAsync(input.NewModel, device, cancellationToken);
         try
         {
             using var old = ModelIO.LoadOptimizer(
@@ -284,15 +307,17 @@ public sealed partial class RunSteps : IRunSteps
 
     public async Task<FuseResult> FuseAsync(FuseInput input, CancellationToken cancellationToken = default)
     {
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, cancellationToken);
+        var device = await DeviceForRunAsync(input.RunId, cancellationToken);
+        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
             IScaleGrowModel fused = model is CnnModel cnn && !cnn.Spec.Fused ? CnnFusion.Fuse(cnn) : model;
             string path = RunPaths.Final(input.RunId, "fused.safetensors");
             await _store.WriteAsync(path, ModelIO.SaveModel(fused, Carried(metadata)), null, cancellationToken);
             var stats = ModelStats.Of(model.Spec);
+            string where = ComputeDevice.Of(fused.Module).Name;
             if (!ReferenceEquals(fused, model)) fused.Module.Dispose();
-            return new FuseResult(path, stats.Parameters, stats.ParametersFused);
+            return new FuseResult(path, stats.Parameters, stats.ParametersFused, where);
         }
         finally
         {
@@ -305,11 +330,12 @@ public sealed partial class RunSteps : IRunSteps
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
         using var lease = RunData.Lease(spec);
         var data = lease.Data;
-        var model = await LoadModelAsync(input.Model, cancellationToken);
+        var device = DeviceFor(spec);
+        var model = await LoadModelAsync(input.Model, device, cancellationToken);
         try
         {
             var result = Evaluation.Evaluate(model, data, spec.Training.EvalBatchSize,
-                input.MeasureLatency && spec.MeasureLatency, cancellationToken);
+                input.MeasureLatency && spec.MeasureLatency, cancellationToken, device);
             await Journal(input.RunId).UpsertAsync("evaluate", new JsonObject
             {
                 ["kind"] = "evaluate", ["model"] = input.Model,
@@ -325,14 +351,26 @@ public sealed partial class RunSteps : IRunSteps
 
     private RunJournal Journal(string runId) => new(_store, runId);
 
-    private async Task<IScaleGrowModel> LoadModelAsync(string path, CancellationToken cancellationToken) =>
-        (await LoadModelWithMetadataAsync(path, cancellationToken)).Model;
+    private async Task<IScaleGrowModel> LoadModelAsync(string path, ComputeDevice device,
+        CancellationToken cancellationToken) =>
+        (await LoadModelWithMetadataAsync(path, device, cancellationToken)).Model;
 
+    /// <summary>A checkpoint's model, placed on <paramref name="device"/> (checkpoints themselves are device-free).</summary>
     private async Task<(IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata)> LoadModelWithMetadataAsync(
-        string path, CancellationToken cancellationToken)
+        string path, ComputeDevice device, CancellationToken cancellationToken)
     {
         var bytes = await _store.ReadAllBytesAsync(path, cancellationToken);
-        return ModelIO.LoadModel(bytes, path);
+        var (model, metadata) = ModelIO.LoadModel(bytes, path);
+        try
+        {
+            device.Place(model.Module);
+        }
+        catch
+        {
+            model.Module.Dispose();
+            throw;
+        }
+        return (model, metadata);
     }
 
     /// <summary>Metadata a model's next checkpoint keeps (the tokenizer and text data spec); the rest is recomputed when saving.</summary>

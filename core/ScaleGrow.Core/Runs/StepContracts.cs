@@ -41,6 +41,9 @@ public sealed record EpochRecord
     public required double LearningRate { get; init; }
     public required string Arch { get; init; }
     public required long Parameters { get; init; }
+
+    /// <summary>Where the epoch trained (<see cref="Training.ComputeDevice.Name"/>); null in runs from before devices.</summary>
+    public string? Device { get; init; }
 }
 
 public enum RunKind
@@ -84,14 +87,15 @@ public sealed record ExpandResult(RunCheckpoint Checkpoint, string ArchitectureJ
 
 public sealed record InitializeRunInput(string RunId);
 
+/// <param name="Device">Where the model was built (<see cref="Training.ComputeDevice.Name"/>).</param>
 public sealed record InitializeRunResult(RunCheckpoint Checkpoint, string ArchitectureJson, string Arch,
-    long Parameters, RunSettings Settings);
+    long Parameters, RunSettings Settings, string? Device = null);
 
 public sealed record TrainIntervalInput(string RunId, RunCheckpoint Checkpoint, int Step, TrainingPosition Position,
     int UntilEpoch, ScheduleSegment Schedule, string Phase, double MaxSeconds);
 
 public sealed record TrainIntervalResult(RunCheckpoint Checkpoint, TrainingPosition Position,
-    IReadOnlyList<EpochRecord> Epochs, bool StopRequested, bool DeleteRequested);
+    IReadOnlyList<EpochRecord> Epochs, bool StopRequested, bool DeleteRequested, string? Device = null);
 
 public sealed record ScoreImportanceInput(string RunId, RunCheckpoint Checkpoint);
 
@@ -117,7 +121,8 @@ public sealed record MergeBranchesResult(string? Model, string ArchitectureJson,
 
 public sealed record FuseInput(string RunId, RunCheckpoint Checkpoint);
 
-public sealed record FuseResult(string FusedModel, long Parameters, long ParametersFused);
+/// <param name="Device">Where the fusion computed (read from the fused model's parameters).</param>
+public sealed record FuseResult(string FusedModel, long Parameters, long ParametersFused, string? Device = null);
 
 public sealed record EvaluateInput(string RunId, string Model, bool MeasureLatency);
 
@@ -138,6 +143,12 @@ public sealed record EvaluationResult
     public required long Flops { get; init; }
     public double? LatencyMsBatch1 { get; init; }
     public double? LatencyMsBatch64 { get; init; }
+
+    /// <summary>Where the model was measured (the latencies are this device's), read from the model's parameters.</summary>
+    public string? Device { get; init; }
+
+    /// <summary>Intra-op threads of the process that measured it (CPU latency depends on them).</summary>
+    public int? Threads { get; init; }
 }
 
 public sealed record FinalizeInput(string RunId, string Model, string FusedModel, EvaluationResult Evaluation,

@@ -30,7 +30,7 @@ public static class LanguageModeling
                 int start = rng.Next(stream.Count - context);
                 for (int j = 0; j <= context; j++) window[i * (context + 1) + j] = stream[start + j];
             }
-            yield return Split(torch.tensor(window).view(batchSize, context + 1));
+            yield return Split(torch.tensor(window).view(batchSize, context + 1)); // host: the trainer places batches
         }
     }
 
@@ -51,7 +51,7 @@ public static class LanguageModeling
             for (int i = 0; i < group.Count; i++)
                 for (int j = 0; j < length; j++)
                     ids[i * length + j] = group[i] + j < stream.Count ? stream[group[i] + j] : -100;
-            var all = torch.tensor(ids).view(group.Count, length);
+            var all = torch.tensor(ids).view(group.Count, length); // host: the trainer places batches
             var x = all[.., ..^1].clamp_min(0);
             yield return (x, all[.., 1..]);
         }

@@ -1,3 +1,4 @@
+using ScaleGrow.Training;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ScaleGrow.Models.Decoder;
@@ -151,17 +152,18 @@ public static class MultipleChoiceEvaluator
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var batch = torch.tensor(ids).view(sequences.Length, length);
+        var device = ComputeDevice.Of(model);
+        var batch = torch.tensor(ids, device: device.Device).view(sequences.Length, length);
         var logProbs = model.forward(batch[.., ..^1]).log_softmax(-1);                     // (C, L−1, V)
         var result = new double[sequences.Length];
         for (int i = 0; i < sequences.Length; i++)
         {
             int n = Math.Min(continuations[i].Length, sequences[i].Length - 1);
             int first = sequences[i].Length - n;                                           // continuation positions
-            var targets = torch.tensor(sequences[i][first..].Select(t => (long)t).ToArray());
+            var targets = torch.tensor(sequences[i][first..].Select(t => (long)t).ToArray(), device: device.Device);
             var picked = logProbs[i, TensorIndex.Slice(first - 1, sequences[i].Length - 1)]
                 .gather(1, targets.unsqueeze(1));
-            double sum = picked.sum().item<float>();
+            double sum = Trainer.ReadFloat(picked.sum());
             result[i] = normalization switch
             {
                 LengthNormalization.PerToken => sum / n,

@@ -71,7 +71,8 @@ public static class ScaleNetExpander
     {
         var (spec, mapping) = ExpandSpec(pretrained.Spec, options);
         torch.manual_seed(seed);
-        var expanded = ModelFactory.Create(spec);
+        var expanded = ModelFactory.Create(spec); // adapters drawn on the CPU: the same on every device
+        ScaleGrow.Training.ComputeDevice.Of(pretrained.Module).Place(expanded.Module);
         var sourceOf = mapping.Where(m => m.LayerId != m.SourceLayerId)
             .ToDictionary(m => m.LayerId, m => m.SourceLayerId);
         var layerSpecs = ((ILayeredSpec)spec).Layers;

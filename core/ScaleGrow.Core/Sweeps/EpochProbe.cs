@@ -21,11 +21,12 @@ public static class EpochProbe
         var arch = data.BuildArchitecture(spec.Model);
         torch.manual_seed(1);
         var model = ModelFactory.Create(arch);
+        ComputeDevice.Resolve(spec.Device).Place(model.Module); // the trial's time per epoch, on the trial's device
         try
         {
             using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
             var x = data.SampleInput(spec.Training.BatchSize);
-            var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize);
+            var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize); // host: the trainer places batches
             var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
             Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
             var clock = Stopwatch.StartNew();

@@ -111,13 +111,22 @@ public sealed class NamedOptimizer : IDisposable
         using (torch.no_grad())
             foreach (var (name, slots) in _state)
                 foreach (var (slot, t) in slots)
-                    moments[$"{name}::{slot}"] = t.detach().clone().DetachFromDisposeScope();
+                    moments[$"{name}::{slot}"] = CpuFloat32Copy(t);
         var scalars = new OptimizerScalars
         {
             Kind = Kind, Step = Step, Options = Options,
             ParameterSteps = new SortedDictionary<string, long>(_parameterSteps, StringComparer.Ordinal),
         };
         return new NamedOptimizerState(scalars, moments);
+    }
+
+    /// <summary>A moment as a checkpoint holds it: float32 on the CPU, whatever device and type it trains in.</summary>
+    private static Tensor CpuFloat32Copy(Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        var copy = t.detach();
+        if (copy.is_floating_point() && copy.dtype != ScalarType.Float32) copy = copy.to(ScalarType.Float32);
+        return copy.cpu().clone().DetachFromDisposeScope();
     }
 
     /// <summary>
@@ -149,7 +158,7 @@ public sealed class NamedOptimizer : IDisposable
                     $"{source}: moment '{key}' has shape [{string.Join(",", tensor.shape)}], parameter has " +
                     $"[{string.Join(",", p.shape)}]");
             using (torch.no_grad())
-                StateOf(name)[slot] = tensor.detach().to(p.dtype).clone().DetachFromDisposeScope();
+                StateOf(name)[slot] = tensor.detach().to(p.dtype).to(p.device).clone().DetachFromDisposeScope();
         }
         Step = state.Scalars.Step;
         foreach (var (name, steps) in state.Scalars.ParameterSteps)

@@ -62,7 +62,9 @@ public readonly record struct BatchProgress(int Batch, long Step, double Loss, d
 /// <summary>
 /// The training loop without framework magic (nanoGPT style): forward, loss (cross-entropy with optional label
 /// smoothing, or any <see cref="LossFunction"/> — next-token prediction for language models), backward, optimizer
-/// step at the schedule's learning rate. Metrics are per prediction the loss counts (samples, or tokens). Every step
+/// step at the schedule's learning rate. Batches are moved to the given <see cref="ComputeDevice"/> (a run passes its
+/// own, so a model that missed its placement fails at its first batch instead of training quietly on the CPU), or
+/// where the model is. Metrics are per prediction the loss counts (samples, or tokens). Every step
 /// runs inside its own dispose scope, so no tensor outlives its step except parameters, gradients and optimizer
 /// state.
 /// </summary>
@@ -76,10 +78,11 @@ public static class Trainer
     public static EpochMetrics TrainEpoch(nn.Module<Tensor, Tensor> model, NamedOptimizer optimizer,
         LearningRateSchedule schedule, IEnumerable<(Tensor X, Tensor Y)> batches, double labelSmoothing = 0,
         Action<BatchProgress>? onBatch = null, Func<bool>? shouldStop = null,
-        CancellationToken cancellationToken = default, LossFunction? loss = null)
+        CancellationToken cancellationToken = default, LossFunction? loss = null, ComputeDevice? device = null)
     {
         loss ??= Losses.Classification(labelSmoothing);
         var clock = Stopwatch.StartNew();
+        device ??= ComputeDevice.Of(model); // batches go to the run's device, or where the model is
         model.train();
         double lossSum = 0;
         long correct = 0, samples = 0;
@@ -95,7 +98,7 @@ public static class Trainer
             }
             using var scope = torch.NewDisposeScope();
             if (!e.MoveNext()) break;
-            var (x, y) = e.Current;
+            var (x, y) = (device.Input(e.Current.X), device.Target(e.Current.Y));
             double lr = schedule.At(optimizer.Step);
             optimizer.ZeroGrad();
             var output = model.forward(x);
@@ -103,7 +106,7 @@ public static class Trainer
             batch.Loss.backward();
             optimizer.StepWith(lr);
             long n = batch.Count;
-            double batchLoss = batch.Loss.item<float>();
+            double batchLoss = ReadFloat(batch.Loss);
             if (!double.IsFinite(batchLoss))
                 throw new ScaleGrowException(
                     $"training diverged: loss is {batchLoss} at step {optimizer.Step} (learning rate {lr:g3})");
@@ -129,7 +132,7 @@ public static class Trainer
     /// without batch norms.
     /// </summary>
     public static bool RecalibrateNorms(nn.Module<Tensor, Tensor> model, IEnumerable<(Tensor X, Tensor Y)> batches,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ComputeDevice? device = null)
     {
         var norms = model.modules().OfType<TorchSharp.Modules.BatchNorm2d>().ToList();
         if (norms.Count == 0) return false;
@@ -140,6 +143,7 @@ public static class Trainer
             n.momentum = null; // cumulative average
         }
         bool wasTraining = model.training;
+        device ??= ComputeDevice.Of(model);
         model.train();
         try
         {
@@ -150,7 +154,7 @@ public static class Trainer
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = torch.NewDisposeScope();
                 if (!e.MoveNext()) break;
-                model.forward(e.Current.X);
+                model.forward(device.Input(e.Current.X));
             }
         }
         finally
@@ -163,9 +167,10 @@ public static class Trainer
 
     /// <summary>Eval-mode loss and accuracy over batches (no gradients).</summary>
     public static EvalMetrics Evaluate(nn.Module<Tensor, Tensor> model, IEnumerable<(Tensor X, Tensor Y)> batches,
-        CancellationToken cancellationToken = default, LossFunction? loss = null)
+        CancellationToken cancellationToken = default, LossFunction? loss = null, ComputeDevice? device = null)
     {
         loss ??= Losses.Classification();
+        device ??= ComputeDevice.Of(model);
         model.eval();
         using var noGrad = torch.no_grad();
         double lossSum = 0;
@@ -176,12 +181,12 @@ public static class Trainer
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             if (!e.MoveNext()) break;
-            var (x, y) = e.Current;
+            var (x, y) = (device.Input(e.Current.X), device.Target(e.Current.Y));
             var output = model.forward(x);
             nonFinite += output.isfinite().logical_not().sum().item<long>();
             outputs += output.numel();
             var batch = loss(output, y);
-            lossSum += batch.Loss.item<float>() * batch.Count;
+            lossSum += ReadFloat(batch.Loss) * batch.Count;
             correct += batch.Correct;
             samples += batch.Count;
         }
@@ -189,4 +194,7 @@ public static class Trainer
         return new EvalMetrics(samples > 0 ? lossSum / samples : double.NaN,
             samples > 0 ? (double)correct / samples : double.NaN, samples, nonFinite, outputs);
     }
+
+    /// <summary>A scalar read as float32, whatever the tensor's floating type or device (a no-op cast for float32).</summary>
+    internal static float ReadFloat(Tensor scalar) => scalar.to(ScalarType.Float32).item<float>();
 }

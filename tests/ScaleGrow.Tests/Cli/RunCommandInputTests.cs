@@ -40,6 +40,28 @@ public class RunCommandInputTests
         }
     }
 
+    [Theory]
+    [InlineData("cuda", "TorchSharp reports no CUDA device")]
+    [InlineData("cuda:3", "TorchSharp reports no CUDA device")]
+    [InlineData("tpu", "device: 'tpu' is not a device")]
+    public async Task ADeviceThisMachineDoesNotHaveIsRefusedBeforeTheRunIsRegistered(string device, string mentions)
+    {
+        var dir = Directory.CreateTempSubdirectory("scalegrow-device-");
+        try
+        {
+            string store = Path.Combine(dir.FullName, "store");
+            var e = await Assert.ThrowsAnyAsync<ScaleGrowException>(() =>
+                Commands.RunAsync("grow", ["--preset", "tiny", "--store", store, "--run-id", "device-check", "--device", device]));
+            Assert.Contains(mentions, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.False(Directory.Exists(Path.Combine(store, "runs", "device-check")), "the run was registered");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     public static TheoryData<string, string> MissingData() => new()
     {
         { "MISSING", "data directory does not exist" },

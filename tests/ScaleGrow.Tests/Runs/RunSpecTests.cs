@@ -53,6 +53,8 @@ public class RunSpecTests
     [InlineData("""{ "kind": "grow", "model": { "family": "vit" }, "growth": { "fineTuneBranches": "merge" } }""",
         "fineTuneBranches 'merge'")]
     [InlineData("""{ "growth": { "fineTuneBranches": "fuse" } }""", "")]
+    [InlineData("""{ "device": "gpu" }""", "device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N")]
+    [InlineData("""{ "device": "cuda:x" }""", "device: 'cuda:x'")]
     public void BadSpecsGiveOneClearError(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() =>

@@ -136,7 +136,9 @@ public sealed class ConvBranch : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         int inPerGroup = _g.InChannels / _g.Groups;
-        var kernel = torch.zeros(_g.OutChannels, inPerGroup, _g.KernelH, _g.KernelW, dtype: ScalarType.Float32);
+        var like = bn.weight!; // the kernel is built where, and in the type, the branch computes
+        var (device, type) = (like.device, like.dtype);
+        var kernel = torch.zeros(_g.OutChannels, inPerGroup, _g.KernelH, _g.KernelW, dtype: type, device: device);
         int top, left;
         switch (Kind.Type)
         {
@@ -149,18 +151,18 @@ public sealed class ConvBranch : nn.Module<Tensor, Tensor>
             case BranchType.Identity:
             case BranchType.AvgPool:
                 // Channel i reads its own input channel, whose index inside its group is i % inPerGroup.
-                var channels = torch.arange(_g.OutChannels, dtype: ScalarType.Int64);
+                var channels = torch.arange(_g.OutChannels, dtype: ScalarType.Int64, device: device);
                 var local = channels % inPerGroup;
                 if (Kind.Type == BranchType.Identity)
                 {
-                    kernel.index_put_(torch.ones(_g.OutChannels), channels, local,
-                        torch.full(_g.OutChannels, _g.KernelH / 2, dtype: ScalarType.Int64),
-                        torch.full(_g.OutChannels, _g.KernelW / 2, dtype: ScalarType.Int64));
+                    kernel.index_put_(torch.ones(_g.OutChannels, dtype: type, device: device), channels, local,
+                        torch.full(_g.OutChannels, _g.KernelH / 2, dtype: ScalarType.Int64, device: device),
+                        torch.full(_g.OutChannels, _g.KernelW / 2, dtype: ScalarType.Int64, device: device));
                 }
                 else
                 {
                     var window = torch.full(new long[] { _g.OutChannels, _g.KernelH, _g.KernelW },
-                        1.0 / (_g.KernelH * _g.KernelW));
+                        1.0 / (_g.KernelH * _g.KernelW), dtype: type, device: device);
                     kernel.index_put_(window, channels, local);
                 }
                 break;

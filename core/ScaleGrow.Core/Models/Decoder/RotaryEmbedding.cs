@@ -15,8 +15,8 @@ public static class RotaryEmbedding
     public static Tensor InverseFrequencies(DecoderSpec spec)
     {
         int d = spec.HeadDim;
-        var exponents = torch.arange(0, d, 2, dtype: ScalarType.Int64).to_type(ScalarType.Float32) / d;
-        var inv = 1.0f / torch.pow(torch.tensor((float)spec.RopeTheta), exponents);       // (d/2)
+        var exponents = torch.arange(0, d, 2, dtype: ScalarType.Int64).to_type(ScalarType.Float32) / d; // host: see Tables
+        var inv = 1.0f / torch.pow(torch.tensor((float)spec.RopeTheta), exponents); // host: (d/2), see Tables
         if (spec.RopeScaling is not { } s) return inv;
         double lowWavelength = s.OriginalMaxPositions / s.LowFreqFactor;
         double highWavelength = s.OriginalMaxPositions / s.HighFreqFactor;
@@ -32,7 +32,8 @@ public static class RotaryEmbedding
     public static (Tensor Cos, Tensor Sin) Tables(DecoderSpec spec, long length, Device? device = null)
     {
         var inv = InverseFrequencies(spec);
-        var positions = torch.arange(length, dtype: ScalarType.Float32);
+        // host: the tables are computed on the CPU in float32, exactly as Hugging Face does, then moved to the device.
+        var positions = torch.arange(length, dtype: ScalarType.Float32); // host: as above
         var freqs = torch.outer(positions, inv);                                           // (T, d/2)
         var angles = torch.cat([freqs, freqs], -1);                                        // (T, d)
         var cos = angles.cos();
