@@ -32,7 +32,7 @@ public static class Commands
                                               grow a network from a seed (AdaGrow) through the orchestration
           train     --preset NAME | --spec FILE [--data DIR] [--out DIR] [--seed N] [--epochs N] [...as grow]
                                               train a fixed-size network (e.g. --preset fashion-vgg11)
-          eval      --model CKPT|FILE.onnx [--data DIR|FILE] [--dataset NAME] [--limit N]
+          eval      --model CKPT|FILE.onnx [--data DIR|FILE] [--dataset NAME] [--limit N] [--device D]
                                               (text models: their own data, or FILE; .onnx runs in ONNX Runtime)
           eval      --model CKPT|HF_DIR --choices FILE.jsonl [--normalize char|token|none]
                                               decoders: log-likelihood multiple choice ({"question", "choices", "answer"})
@@ -43,7 +43,7 @@ public static class Commands
                                               ONNX export (fused, float or quantized), checked in ONNX Runtime
           quantize  --model CKPT --out CKPT [--bits 2..8] [--method rtn|gptq|gptq-reorder|gptq-reorder-dynamic]
                     [--group-size G] [--symmetric] [--calib-samples N] [--data DIR] [--dataset NAME] [--seed N]
-                    [--limit N] [--scales f32|f16]    quantize weights into a packed low-bit checkpoint
+                    [--limit N] [--scales f32|f16] [--device D]   quantize weights into a packed low-bit checkpoint
           quantize-upload FILE [--bits B] [--method M] [--group-size G] [--calibration DATASET] [--export onnx] [--out DIR]
                     [--store ...] [--engine ...]   quantize-on-upload, locally: upload FILE, wait for the result
           sweep     --spec FILE [--parallel N] [--run-id ID] [--out DIR] [--store ...] [--engine inprocess|azure-storage]
@@ -135,13 +135,15 @@ public static class Commands
 
     private static int Eval(string[] args)
     {
-        var cl = CommandLine.Parse("eval", args, ["model", "data", "dataset", "limit", "choices", "normalize"],
+        var cl = CommandLine.Parse("eval", args, ["model", "data", "dataset", "limit", "choices", "normalize", "device"],
             ["json"]);
         var output = new Output(cl.Flag("json"));
         string path = cl.Require("model");
         if (cl.Get("choices") is { } choices) return EvalChoices(cl, output, path, choices);
         if (cl.Get("normalize") is not null) throw new UsageException("eval: --normalize goes with --choices");
+        var device = ComputeDevice.Resolve(cl.Get("device") ?? "auto", "--device");
         var (model, metadata) = LoadModel(path);
+        if (model is not OnnxRuntimeModel) device.Place(model.Module); // ONNX Runtime runs on the CPU
         var (data, note) = DataFor(model, metadata, cl, path);
         var result = Evaluation.Evaluate(model, data, 500, measureLatency: true, default);
         if (model is OnnxRuntimeModel) output.Line($"(ONNX Runtime, {Markup.Escape(path)})");

@@ -1,3 +1,4 @@
+using ScaleGrow.Training;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
@@ -15,7 +16,7 @@ namespace ScaleGrow.Cli;
 public static class QuantizeCommand
 {
     private static readonly string[] Options =
-        ["model", "out", "bits", "method", "group-size", "calib-samples", "data", "dataset", "seed", "limit", "scales"];
+        ["model", "out", "bits", "method", "group-size", "calib-samples", "data", "dataset", "seed", "limit", "scales", "device"];
 
     public static Task<int> ExecuteAsync(string[] args) => Task.FromResult(Execute(args));
 
@@ -61,6 +62,7 @@ public static class QuantizeCommand
         {
             Options = options, Calibration = calibration, EvaluationData = data,
             Checkpoint = new QuantizedCheckpointOptions { Scales = scales },
+            Device = ComputeDevice.Resolve(cl.Get("device") ?? "auto", "--device"),
         };
 
         var runner = new QuantizationRunner();

@@ -199,7 +199,9 @@ public static class ModelIO
     public static byte[] SaveOptimizer(NamedOptimizerState state)
     {
         using var ms = new MemoryStream();
-        CheckpointCodec.SaveOptimizer(ms, new OptimizerCheckpoint(state.Scalars.ToJson(), state.Moments));
+        using var scope = torch.NewDisposeScope();
+        CheckpointCodec.SaveOptimizer(ms, new OptimizerCheckpoint(state.Scalars.ToJson(),
+            AsStored(state.Moments.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal))));
         return ms.ToArray();
     }
 

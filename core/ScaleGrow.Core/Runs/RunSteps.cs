@@ -251,6 +251,13 @@ public sealed partial class RunSteps : IRunSteps
                 oldModel.Spec, newModel.Spec, input.Reset?.ToHashSet(StringComparer.Ordinal));
             string path = RunPaths.StepOptimizer(input.RunId, input.Step);
             await _store.WriteAsync(path, ModelIO.SaveOptimizer(migrated), null, cancellationToken);
+            await Journal(input.RunId).UpsertAsync($"migrate-{input.Step:00000}", new JsonObject
+            {
+                ["kind"] = "migrate", ["step"] = input.Step,
+                ["strategy"] = input.Strategy.ToString().ToLowerInvariant(), ["moments"] = migrated.Moments.Count,
+                ["reset"] = input.Reset?.Count ?? 0,
+                ["device"] = ComputeDevice.Of(newModel.Module).Name,
+            }, cancellationToken);
             return new RunCheckpoint(input.Step, input.NewModel, path);
         }
         finally

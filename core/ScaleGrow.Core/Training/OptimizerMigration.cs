@@ -54,18 +54,19 @@ public static class OptimizerMigration
     private static Tensor Fit(Tensor previous, Tensor parameter, string key, ScaleGrow.Models.ArchitectureSpec? oldSpec,
         ScaleGrow.Models.ArchitectureSpec? newSpec)
     {
-        if (previous.shape.SequenceEqual(parameter.shape))
-            return previous.detach().clone().DetachFromDisposeScope();
+        if (previous.shape.SequenceEqual(parameter.shape)) // on the parameter's device, in its type
+            return previous.detach().to(parameter.dtype).to(parameter.device).clone().DetachFromDisposeScope();
         if (previous.dim() != parameter.dim() || previous.shape.Zip(parameter.shape).Any(d => d.First > d.Second))
             throw new InvalidSpecException(
                 $"optimizer migration: moment '{key}' of shape [{string.Join(",", previous.shape)}] does not fit " +
                 $"the grown parameter [{string.Join(",", parameter.shape)}]");
         var grown = torch.zeros_like(parameter).DetachFromDisposeScope();
         if (oldSpec is not null && newSpec is not null)
-            ScaleGrow.Models.TensorPlacement.CopyInto(grown, previous.detach(), key[..key.LastIndexOf("::", StringComparison.Ordinal)],
-                oldSpec, newSpec);
+            ScaleGrow.Models.TensorPlacement.CopyInto(grown, previous.detach().to(parameter.dtype).to(parameter.device),
+                key[..key.LastIndexOf("::", StringComparison.Ordinal)], oldSpec, newSpec);
         else
-            grown[previous.shape.Select(d => TensorIndex.Slice(0, d)).ToArray()] = previous.detach();
+            grown[previous.shape.Select(d => TensorIndex.Slice(0, d)).ToArray()] =
+                previous.detach().to(parameter.dtype).to(parameter.device);
         return grown;
     }
 }

@@ -64,7 +64,7 @@ public class DeviceAuditTests
             Assert.True(summary.Evaluation.Accuracy > 0.2, $"accuracy {summary.Evaluation.Accuracy}");
             Assert.Equal(Audit, summary.Evaluation.Device);
             Assert.NotNull(summary.Evaluation.LatencyMsBatch1);
-            foreach (var kind in new[] { "epoch", "importance", "growth", "merge" })
+            foreach (var kind in new[] { "epoch", "importance", "growth", "migrate", "merge" })
             {
                 var entries = journal.Where(e => (string?)e["kind"] == kind).ToList();
                 Assert.True(entries.Count > 0, $"no {kind} entry");
@@ -75,6 +75,7 @@ public class DeviceAuditTests
             Assert.Equal(Audit, (string?)quantization["device"]);
             var report = JsonNode.Parse(await store.ReadAllBytesAsync(summary.Report))!;
             Assert.Equal(Audit, (string?)report["device"]!["evaluation"]);
+            Assert.Equal(Audit, (string?)report["device"]!["fusion"]);
             Assert.Equal(Audit, (string?)Assert.Single(report["device"]!["training"]!.AsArray()));
             Assert.Equal("auto", (string?)report["device"]!["requested"]);
 
