@@ -60,7 +60,7 @@ public static class RunReport
                 ["requested"] = spec.Device,
                 ["training"] = new JsonArray(epochs.Select(e => (string?)e["device"]).OfType<string>().Distinct()
                     .Select(d => (JsonNode)d).ToArray()),
-                ["fusion"] = fused?.Device,
+                ["fusion"] = fused?.Device ?? (string?)journal.LastOrDefault(e => (string?)e["kind"] == "fuse")?["device"],
                 ["evaluation"] = evaluation.Device,
                 ["threads"] = evaluation.Threads,
             },

@@ -324,6 +324,10 @@ public sealed partial class RunSteps : IRunSteps
             var stats = ModelStats.Of(model.Spec);
             string where = ComputeDevice.Of(fused.Module).Name;
             if (!ReferenceEquals(fused, model)) fused.Module.Dispose();
+            await Journal(input.RunId).UpsertAsync("fuse", new JsonObject
+            {
+                ["kind"] = "fuse", ["model"] = path, ["parametersFused"] = stats.ParametersFused, ["device"] = where,
+            }, cancellationToken);
             return new FuseResult(path, stats.Parameters, stats.ParametersFused, where);
         }
         finally

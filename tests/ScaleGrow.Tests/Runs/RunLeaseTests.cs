@@ -74,8 +74,10 @@ public sealed class RunLeaseTests(AzuriteFixture azurite) : IDisposable
     {
         var store = Open("local");
         string runId = NewRunId();
-        using var gone = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        // A process that lives until its start time is read: `true` could exit (and be reaped) first on a loaded machine.
+        using var gone = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
         long ticks = gone.StartTime.ToUniversalTime().Ticks;
+        gone.Kill();
         await gone.WaitForExitAsync();
         await WriteLeaseAsync(store, runId, Environment.MachineName, gone.Id, ticks, DateTimeOffset.UtcNow);
         Assert.Null(await RunLease.LiveHolderAsync(store, runId));
