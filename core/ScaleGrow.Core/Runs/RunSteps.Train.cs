@@ -52,6 +52,10 @@ public sealed partial class RunSteps
                        await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                        input.Checkpoint.Optimizer))
                 optimizer.Import(state, strict: true, source: input.Checkpoint.Optimizer);
+            // bf16/fp16: a low-precision working copy trains against the fp32 master (a fresh fp16 loss scaler per
+            // activity: see MixedPrecision's remarks on resuming).
+            using var mixed = spec.Training.Precision == TrainingPrecision.Fp32 ? null
+                : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module, spec.Training.Precision);
             long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
             int batches = data.TrainBatchCount(spec.Training.BatchSize);
             var schedule = input.Schedule.For(batches);
@@ -77,7 +81,7 @@ public sealed partial class RunSteps
                         delete |= flag.Delete;
                         return stop || delete || clock.Elapsed.TotalSeconds > input.MaxSeconds;
                     },
-                    cancellationToken: cancellationToken);
+                    cancellationToken: cancellationToken, mixed: mixed);
                 int done = start + metrics.Batches;
                 if (done < batches)
                 {
