@@ -27,9 +27,12 @@ public static class EpochProbe
             var x = data.SampleInput(spec.Training.BatchSize);
             var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize);
             var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
-            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
+            // Timed in the run's precision: bf16/fp16 steps cost differently (on the CPU, much more).
+            using var mixed = spec.Training.Precision == TrainingPrecision.Fp32 ? null
+                : new MixedPrecision(model.Module, () => ModelFactory.Create(arch).Module, spec.Training.Precision);
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2), mixed: mixed);
             var clock = Stopwatch.StartNew();
-            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8));
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8), mixed: mixed);
             double perStep = clock.Elapsed.TotalSeconds / 8;
             long steps = data.TrainBatchCount(spec.Training.BatchSize);
             return perStep * steps * 1.08; // + validation, roughly
