@@ -55,7 +55,8 @@ public sealed partial class RunSteps
             // bf16/fp16: a low-precision working copy trains against the fp32 master (a fresh fp16 loss scaler per
             // activity: see MixedPrecision's remarks on resuming).
             using var mixed = spec.Training.Precision == TrainingPrecision.Fp32 ? null
-                : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module, spec.Training.Precision);
+                : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module,
+                    spec.Training.Precision);
             long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
             int batches = data.TrainBatchCount(spec.Training.BatchSize);
             var schedule = input.Schedule.For(batches);

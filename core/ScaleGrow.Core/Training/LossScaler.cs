@@ -18,7 +18,8 @@ public sealed class LossScaler
     public LossScaler(double initialScale = 65536, int growthInterval = 2000, double minScale = 1)
     {
         if (!(minScale > 0) || !double.IsFinite(minScale))
-            throw new ArgumentOutOfRangeException(nameof(minScale), minScale, "the minimum loss scale must be positive");
+            throw new ArgumentOutOfRangeException(nameof(minScale), minScale,
+                "the minimum loss scale must be positive");
         if (!(initialScale >= minScale) || !double.IsFinite(initialScale))
             throw new ArgumentOutOfRangeException(nameof(initialScale), initialScale,
                 $"the initial loss scale must be finite and at least the minimum {minScale}");

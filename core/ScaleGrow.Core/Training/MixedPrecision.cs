@@ -43,8 +43,10 @@ namespace ScaleGrow.Training;
 /// </summary>
 public sealed class MixedPrecision : IDisposable
 {
-    /// <summary>One distinct master parameter and the working-copy tensors it feeds (one, unless casting the working
-    /// copy split a tensor that two modules share; then their gradients sum, as they would on the shared tensor).</summary>
+    /// <summary>
+    /// One distinct master parameter and the working-copy tensors it feeds (one, unless casting the working copy split
+    /// a tensor that two modules share; then their gradients sum, as they would on the shared tensor).
+    /// </summary>
     private sealed record Pair(string Name, Parameter Master, IReadOnlyList<Parameter> Working);
 
     private readonly nn.Module<Tensor, Tensor> _working;
@@ -77,7 +79,8 @@ public sealed class MixedPrecision : IDisposable
         Scaler = precision == TrainingPrecision.Fp16 ? scaler ?? new LossScaler() : null;
 
         var masterParameters = master.named_parameters().ToList();
-        if (masterParameters.Count == 0) throw new ArgumentException("the master model has no parameters", nameof(master));
+        if (masterParameters.Count == 0)
+            throw new ArgumentException("the master model has no parameters", nameof(master));
         foreach (var (name, p) in masterParameters)
             if (p.dtype != ScalarType.Float32)
                 throw new ArgumentException($"master parameter '{name}' is {p.dtype}; master weights must be Float32",
@@ -95,7 +98,8 @@ public sealed class MixedPrecision : IDisposable
             _working.to(device);
             _working.train();
 
-            var working = _working.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+            var working = _working.named_parameters()
+                .ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
             var missing = masterParameters.Select(p => p.name).Where(n => !working.ContainsKey(n)).ToList();
             var extra = working.Keys.Except(masterParameters.Select(p => p.name)).ToList();
             if (missing.Count > 0 || extra.Count > 0)

@@ -38,13 +38,15 @@ public class MixedPrecisionRunTests
                 Training = new TrainingOptions { Optimizer = OptimizerKind.AdamW, LearningRate = 3e-3, BatchSize = 32 },
             };
             var recorder = new Recorder();
-            await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store) { Progress = recorder });
+            await using var engine =
+                await OrchestrationTestKit.StartEngineAsync(new RunSteps(store) { Progress = recorder });
             var runs = new RunsService(engine.Client, store);
             var summaries = new Dictionary<TrainingPrecision, (string RunId, RunSummary Summary)>();
             foreach (var precision in new[] { TrainingPrecision.Fp32, TrainingPrecision.Bf16 })
             {
                 string runId = await runs.StartAsync(
-                    spec with { Training = spec.Training with { Precision = precision } }, $"{precision.ToString().ToLowerInvariant()}-run");
+                    spec with { Training = spec.Training with { Precision = precision } },
+                    $"{precision.ToString().ToLowerInvariant()}-run");
                 var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
                 Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
                 summaries[precision] = (runId, metadata.ReadOutputAs<RunSummary>()!);

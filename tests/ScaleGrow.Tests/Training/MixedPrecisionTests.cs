@@ -79,13 +79,14 @@ public class MixedPrecisionTests(ITestOutputHelper output)
         Assert.Equal(expectedLosses, losses);
         AssertBitIdentical(Snapshot(byHand), viaTrainer);
         var buffers = byHand.named_buffers().ToDictionary(b => b.name, b => b.buffer);
-        Assert.All(viaTrainer.named_buffers(), b => Assert.True(b.buffer.eq(buffers[b.name]).all().item<bool>(), b.name));
+        Assert.All(viaTrainer.named_buffers(),
+            b => Assert.True(b.buffer.eq(buffers[b.name]).all().item<bool>(), b.name));
     }
 
     /// <summary>
-    /// bf16 on the CPU: the loss on a fixed set of batches falls; what the optimizer steps and keeps (weights,
-    /// AdamW's moments) is fp32 while the working copy computes in bf16 with fp32 batch norms; the working copy's running
-    /// statistics reach the master when the epoch ends, and the master evaluates in fp32 as before.
+    /// bf16 on the CPU: the loss on a fixed set of batches falls as fast as in fp32; what the optimizer steps and
+    /// keeps (weights, AdamW's moments) is fp32 while the working copy computes in bf16 with fp32 batch norms; the
+    /// working copy's running statistics reach the master when the epoch ends, and the master evaluates in fp32 as before.
     /// </summary>
     [Fact]
     public void Bf16TrainingLowersTheLossAndKeepsMasterWeightsAndOptimizerStateFp32()
@@ -109,14 +110,16 @@ public class MixedPrecisionTests(ITestOutputHelper output)
             fp32Loss = Trainer.TrainEpoch(fp32, fp32Optimizer, schedule, Batches(3)).Loss;
         }
 
-        string curve = $"bf16 loss went {string.Join(" → ", epochLosses.Select(l => l.ToString("f3")))}; fp32 to {fp32Loss:f3}";
+        string curve = $"bf16 loss went {string.Join(" → ", epochLosses.Select(l => l.ToString("f3")))}; " +
+                       $"fp32 to {fp32Loss:f3}";
         output.WriteLine(curve);
         Assert.True(epochLosses[^1] < 0.7 * epochLosses[0], curve);
         Assert.True(Math.Abs(epochLosses[^1] - fp32Loss) < 0.1 * fp32Loss, curve); // tracks the fp32 run
         Assert.NotEqual(fp32Loss, epochLosses[^1]); // and is not secretly the fp32 run
         Assert.Equal(30, optimizer.Step);
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
-        Assert.All(model.named_parameters(), p => Assert.False(p.parameter.eq(initial[p.name]).all().item<bool>(), p.name));
+        Assert.All(model.named_parameters(),
+            p => Assert.False(p.parameter.eq(initial[p.name]).all().item<bool>(), p.name));
         using (var state = optimizer.Export())
         {
             Assert.Equal(2 * model.parameters().Count(), state.Moments.Count); // exp_avg and exp_avg_sq
@@ -129,7 +132,8 @@ public class MixedPrecisionTests(ITestOutputHelper output)
         var norm = model.modules().OfType<BatchNorm2d>().First();
         Assert.False(norm.running_var!.eq(1).all().item<bool>(), "the master's running statistics never moved");
         var workingBuffers = mixed.WorkingCopy.named_buffers().ToDictionary(b => b.name, b => b.buffer);
-        Assert.All(model.named_buffers(), b => Assert.True(b.buffer.eq(workingBuffers[b.name]).all().item<bool>(), b.name));
+        Assert.All(model.named_buffers(),
+            b => Assert.True(b.buffer.eq(workingBuffers[b.name]).all().item<bool>(), b.name));
 
         var evaluation = Trainer.Evaluate(model, Batches(3));
         Assert.Equal(0, evaluation.NonFiniteOutputs);
@@ -161,7 +165,7 @@ public class MixedPrecisionTests(ITestOutputHelper output)
         Assert.Equal(1, optimizer.Step);
     }
 
-    /// <summary>fp16 with a small scale: every step is finite and taken, and the scale doubles every N of them.</summary>
+    /// <summary>fp16 at a small scale: every step is finite and taken, and the scale doubles every N of them.</summary>
     [Fact]
     public void Fp16TheLossScaleDoublesAfterGrowthIntervalFiniteStepsAndEveryStepIsTaken()
     {
@@ -244,7 +248,7 @@ public class MixedPrecisionTests(ITestOutputHelper output)
         return Tensor.TotalCount;
     }
 
-    /// <summary>A custom loss that is not fp32 (here fp64) is read by casting it; item&lt;float&gt; used to throw.</summary>
+    /// <summary>A custom loss that is not fp32 (here fp64) is read by casting it (item&lt;float&gt; threw).</summary>
     [Fact]
     public void ALossThatIsNotFp32IsReadByCastingIt()
     {
