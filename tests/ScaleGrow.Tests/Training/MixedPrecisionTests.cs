@@ -1,5 +1,8 @@
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Models.Transformer;
+using ScaleGrow.Scaling;
+using ScaleGrow.Tests.Scaling;
 using ScaleGrow.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -217,6 +220,57 @@ public class MixedPrecisionTests(ITestOutputHelper output)
             double error = (step - expectedStep).abs().max().item<float>();
             double size = expectedStep.abs().max().item<float>();
             Assert.True(error <= 0.05 * size + 1e-5, $"{name}: step off by {error}, the step's size is {size}");
+        }
+    }
+
+    /// <summary>
+    /// A ScaleNet model whose instances run their owner's modules: in bf16, one step moves every master parameter —
+    /// the shared ones included, whose gradient sums over the owner and its instances — as an fp32 step on the same
+    /// batch does, up to bf16's rounding (a shared weight that took one instance's gradient only would be far off).
+    /// </summary>
+    [Fact]
+    public void Bf16StepsOnSharedScaleNetWeightsMatchAnFp32StepUpToRounding()
+    {
+        torch.manual_seed(11);
+        using var pretrained = new TransformerModel(ScaleNetTestModels.Vit(2));
+        var (expanded, _) = ScaleNetExpander.Expand(pretrained, new ScaleNetOptions { Rank = 2 }, seed: 5);
+        using var bf16 = expanded.Module;
+        ScaleNetTestModels.Randomize(bf16);
+        Assert.Contains(((TransformerSpec)expanded.Spec).Layers, l => l.SharesWith is not null);
+        using var fp32 = ModelFactory.Create(expanded.Spec).Module;
+        using (torch.no_grad())
+        {
+            var source = bf16.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in fp32.named_parameters()) p.copy_(source[name]);
+        }
+        var initial = Snapshot(fp32);
+        var options = new TrainingOptions { LearningRate = 0.1, Momentum = 0, WeightDecay = 0 };
+        using var optimizer32 = new NamedOptimizer(fp32.named_parameters(), options);
+        using var optimizer16 = new NamedOptimizer(bf16.named_parameters(), options);
+        using var mixed = new MixedPrecision(bf16, () => ModelFactory.Create(expanded.Spec).Module,
+            TrainingPrecision.Bf16);
+        var schedule = new LearningRateSchedule(0.1, 0, 0, 0);
+        IEnumerable<(Tensor, Tensor)> Batch()
+        {
+            var generator = new Generator(0).manual_seed(4);
+            yield return (torch.randn([16, 1, 8, 8], generator: generator),
+                torch.randint(0, 5, [16], generator: generator));
+        }
+
+        Trainer.TrainEpoch(fp32, optimizer32, schedule, Batch());
+        Trainer.TrainEpoch(bf16, optimizer16, schedule, Batch(), mixed: mixed);
+
+        var reference = fp32.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        double largest = reference.Max(p => (p.Value - initial[p.Key]).abs().max().item<float>());
+        foreach (var (name, p) in bf16.named_parameters())
+        {
+            var expectedStep = reference[name] - initial[name];
+            double error = (p - initial[name] - expectedStep).abs().max().item<float>();
+            double size = expectedStep.abs().max().item<float>();
+            output.WriteLine($"{name}: step {size:g3}, off by {error:g3}");
+            // 10 % of the step, plus rounding noise where the exact gradient is 0 (attention's key bias: softmax
+            // ignores a shift that is the same for every key).
+            Assert.True(error <= 0.1 * size + 0.01 * largest, $"{name}: step off by {error}, the step's size is {size}");
         }
     }
 
