@@ -43,11 +43,8 @@ namespace ScaleGrow.Training;
 /// </summary>
 public sealed class MixedPrecision : IDisposable
 {
-    /// <summary>
-    /// One distinct master parameter and the working-copy tensors it feeds (one, unless casting the working copy split
-    /// a tensor that two modules share; then their gradients sum, as they would on the shared tensor).
-    /// </summary>
-    private sealed record Pair(string Name, Parameter Master, IReadOnlyList<Parameter> Working);
+    /// <summary>A master parameter and its working-copy counterpart (same name).</summary>
+    private sealed record Pair(string Name, Parameter Master, Parameter Working);
 
     private readonly nn.Module<Tensor, Tensor> _working;
     private readonly List<Pair> _pairs;
@@ -108,19 +105,22 @@ public sealed class MixedPrecision : IDisposable
                     nameof(createWorkingCopy));
             _pairs = [];
             _byMasterHandle = [];
+            // Weights shared between modules (ScaleNet instances running their owner's modules) are listed once, so
+            // a working copy whose cast had split them would show extra names above. Should a tensor ever be listed
+            // under several names, its copy must be shared the same way.
             foreach (var group in masterParameters.GroupBy(p => p.parameter.Handle))
             {
                 var (name, p) = group.First();
-                var copies = group.Select(g => working[g.name]).DistinctBy(w => w.Handle).ToList();
-                foreach (var w in copies)
-                {
-                    if (!w.shape.SequenceEqual(p.shape))
-                        throw new ArgumentException(
-                            $"working-copy parameter '{name}' has shape [{string.Join(",", w.shape)}], the master's " +
-                            $"[{string.Join(",", p.shape)}]", nameof(createWorkingCopy));
-                    w.requires_grad = p.requires_grad; // frozen in the master: no gradient to compute
-                }
-                var pair = new Pair(name, p, copies);
+                var w = working[name];
+                if (group.Any(g => working[g.name].Handle != w.Handle))
+                    throw new ArgumentException($"the working copy does not share '{name}' as the master does",
+                        nameof(createWorkingCopy));
+                if (!w.shape.SequenceEqual(p.shape))
+                    throw new ArgumentException(
+                        $"working-copy parameter '{name}' has shape [{string.Join(",", w.shape)}], the master's " +
+                        $"[{string.Join(",", p.shape)}]", nameof(createWorkingCopy));
+                w.requires_grad = p.requires_grad; // frozen in the master: no gradient to compute
+                var pair = new Pair(name, p, w);
                 _pairs.Add(pair);
                 _byMasterHandle[group.Key] = pair;
             }
@@ -161,8 +161,7 @@ public sealed class MixedPrecision : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        foreach (var pair in _pairs)
-            foreach (var w in pair.Working) w.copy_(pair.Master);
+        foreach (var pair in _pairs) pair.Working.copy_(pair.Master);
         var masterBuffers = Master.named_buffers().ToDictionary(b => b.name, b => b.buffer, StringComparer.Ordinal);
         foreach (var (name, buffer) in _working.named_buffers())
             if (masterBuffers.TryGetValue(name, out var source)) buffer.copy_(source);
@@ -193,14 +192,11 @@ public sealed class MixedPrecision : IDisposable
             foreach (var pair in _pairs)
             {
                 if (!pair.Master.requires_grad) continue; // frozen: copied by SyncFromMaster, never changes
-                foreach (var w in pair.Working)
-                {
-                    w.copy_(pair.Master);
-                    var g = w.grad;
-                    if (g is null) continue;
-                    g.detach_();
-                    g.zero_();
-                }
+                pair.Working.copy_(pair.Master);
+                var g = pair.Working.grad;
+                if (g is null) continue;
+                g.detach_();
+                g.zero_();
             }
         var input = x.is_floating_point() ? x.to(WorkingType) : x;
         var output = _working.forward(input);
@@ -217,23 +213,13 @@ public sealed class MixedPrecision : IDisposable
                 if (!_byMasterHandle.TryGetValue(p.Handle, out var pair))
                     throw new ArgumentException($"optimizer parameter '{name}' is not a parameter of the master model",
                         nameof(optimizer));
-                Tensor? grad = null;
-                foreach (var w in pair.Working)
-                {
-                    var g = w.grad;
-                    if (g is null) continue;
-                    if (grad is not null)
-                    {
-                        grad.add_(g); // a tensor the cast split: gradients of shared weights sum
-                        continue;
-                    }
-                    grad = p.grad;
-                    if (grad is null) p.grad = grad = torch.zeros_like(p);
-                    grad.copy_(g); // casts up
-                }
-                // No working gradient (a parameter unused this step): the master's stays as it was (zeroed by the
+                var low = pair.Working.grad;
+                // No gradient (a parameter this step did not use): the master's stays as it was (zeroed by the
                 // trainer), as in fp32 training.
-                if (grad is null) continue;
+                if (low is null) continue;
+                var grad = p.grad;
+                if (grad is null) p.grad = grad = torch.zeros_like(p);
+                grad.copy_(low); // casts up
                 if (Scaler is not null)
                 {
                     grad.mul_(1 / Scaler.Scale);

@@ -89,7 +89,8 @@ public class MixedPrecisionTests(ITestOutputHelper output)
     /// <summary>
     /// bf16 on the CPU: the loss on a fixed set of batches falls as fast as in fp32; what the optimizer steps and
     /// keeps (weights, AdamW's moments) is fp32 while the working copy computes in bf16 with fp32 batch norms; the
-    /// working copy's running statistics reach the master when the epoch ends, and the master evaluates in fp32 as before.
+    /// working copy's running statistics reach the master when the epoch ends, and the master evaluates in fp32 as
+    /// before.
     /// </summary>
     [Fact]
     public void Bf16TrainingLowersTheLossAndKeepsMasterWeightsAndOptimizerStateFp32()
@@ -270,7 +271,35 @@ public class MixedPrecisionTests(ITestOutputHelper output)
             output.WriteLine($"{name}: step {size:g3}, off by {error:g3}");
             // 10 % of the step, plus rounding noise where the exact gradient is 0 (attention's key bias: softmax
             // ignores a shift that is the same for every key).
-            Assert.True(error <= 0.1 * size + 0.01 * largest, $"{name}: step off by {error}, the step's size is {size}");
+            Assert.True(error <= 0.1 * size + 0.01 * largest,
+                $"{name}: step off by {error}, the step's size is {size}");
+        }
+    }
+
+    /// <summary>
+    /// Weights frozen in the master (a scale run's <c>trainAdaptersOnly</c> freezes the shared ones) get no gradient
+    /// in the working copy and do not move; the others train.
+    /// </summary>
+    [Fact]
+    public void WeightsFrozenInTheMasterStayFrozenInBf16()
+    {
+        using var model = NewModel();
+        var initial = Snapshot(model);
+        var frozen = model.named_parameters().Where(p => p.name.StartsWith("stem.")).ToList();
+        Assert.NotEmpty(frozen);
+        foreach (var (_, p) in frozen) p.requires_grad = false;
+        using var optimizer = new NamedOptimizer(model.named_parameters(), new TrainingOptions { LearningRate = 0.05 });
+        using var mixed = Mixed(model, TrainingPrecision.Bf16);
+
+        Trainer.TrainEpoch(model, optimizer, new LearningRateSchedule(0.05, 0, 0, 0), Batches(2), mixed: mixed);
+
+        var working = mixed.WorkingCopy.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in model.named_parameters())
+        {
+            bool isFrozen = name.StartsWith("stem.");
+            Assert.Equal(!isFrozen, working[name].requires_grad);
+            Assert.Equal(isFrozen, p.eq(initial[name]).all().item<bool>());
+            if (isFrozen) Assert.Null(working[name].grad);
         }
     }
 
