@@ -16,7 +16,8 @@ namespace ScaleGrow.Training;
 /// Batch norms of the working copy stay fp32 (weights, biases and running statistics), as apex's
 /// <c>keep_batchnorm_fp32</c> does: libtorch's CPU kernels take a bf16 or fp16 input with fp32 norm parameters (checked
 /// on libtorch 2.10 for training forward and backward; only an fp64 input against fp32 weights is refused), and
-/// cuDNN's do too. Their output has the input's dtype, so the rest of the network stays low precision.
+/// PyTorch's CUDA path accepts the same mix (apex's O2 level relies on it; not yet run here, no GPU). Their output
+/// has the input's dtype, so the rest of the network stays low precision.
 /// </para>
 /// <para>
 /// Running statistics are updated by training on the working copy and copied back to the master by
