@@ -66,6 +66,10 @@ public sealed record RunSpec
         if (MaxIntervalSeconds is < 1 or > 86400)
             throw new InvalidSpecException($"run: maxIntervalSeconds must be in 1..86400, got {MaxIntervalSeconds}");
         ComputeDevice.ValidateChoice(Device);
+        if (Training.Precision != TrainingPrecision.Fp32 && Device.Trim().Equals("cpu", StringComparison.OrdinalIgnoreCase))
+            throw new InvalidSpecException(
+                $"training: precision '{Training.Precision.ToString().ToLowerInvariant()}' needs a CUDA device, and " +
+                "device is 'cpu'; use precision fp32 on the CPU (with device 'auto' a CPU step falls back to fp32)");
         Training.Validate();
         Growth.Validate();
         Data.Validate(); // every host, the HTTP API included (it used to skip the data section)

@@ -53,6 +53,11 @@ public sealed partial class RunSteps
                        await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                        input.Checkpoint.Optimizer))
                 optimizer.Import(state, strict: true, source: input.Checkpoint.Optimizer);
+            // bf16/fp16: a low-precision working copy trains against the fp32 master (a fresh fp16 loss scaler per
+            // activity: see MixedPrecision's remarks on resuming).
+            var precision = PrecisionOn(device, spec.Training.Precision);
+            using var mixed = precision == TrainingPrecision.Fp32 ? null
+                : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module, precision);
             long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
             int batches = data.TrainBatchCount(spec.Training.BatchSize);
             var schedule = input.Schedule.For(batches);
@@ -78,7 +83,7 @@ public sealed partial class RunSteps
                         delete |= flag.Delete;
                         return stop || delete || clock.Elapsed.TotalSeconds > input.MaxSeconds;
                     },
-                    cancellationToken: cancellationToken);
+                    cancellationToken: cancellationToken, mixed: mixed);
                 int done = start + metrics.Batches;
                 if (done < batches)
                 {
@@ -97,6 +102,7 @@ public sealed partial class RunSteps
                     ValidationLoss = validation.Loss, ValidationAccuracy = validation.Accuracy,
                     Seconds = metrics.Seconds, LearningRate = schedule.At(optimizer.Step), Arch = arch,
                     Parameters = parameters, Device = ComputeDevice.Of(model.Module).Name,
+                    Precision = precision.ToString().ToLowerInvariant(),
                 };
                 epochs.Add(record);
                 startBatches.Add(start);
@@ -131,6 +137,7 @@ public sealed partial class RunSteps
         ["trainAccuracy"] = r.TrainAccuracy, ["validationLoss"] = r.ValidationLoss,
         ["validationAccuracy"] = r.ValidationAccuracy, ["seconds"] = r.Seconds, ["learningRate"] = r.LearningRate,
         ["arch"] = r.Arch, ["parameters"] = r.Parameters, ["resumedAtBatch"] = startBatch, ["device"] = r.Device,
+        ["precision"] = r.Precision,
     };
 }
 

@@ -42,6 +42,19 @@ public sealed partial class RunSteps : IRunSteps
     /// </summary>
     internal ComputeDevice? DeviceOverride { get; init; }
 
+    /// <summary>
+    /// Tests only: train in bf16/fp16 on the CPU too (a run falls back to fp32 there: the CPU has no fast low-precision
+    /// kernels here, and a GPU run resumed on a CPU replica should not crawl).
+    /// </summary>
+    internal bool AllowLowPrecisionOnCpu { get; init; }
+
+    /// <summary>
+    /// The precision a training step uses on <paramref name="device"/>: the spec's, except bf16/fp16 on a CPU, which
+    /// fall back to fp32 (an explicit <c>device: cpu</c> with them is refused when the spec is validated).
+    /// </summary>
+    internal TrainingPrecision PrecisionOn(ComputeDevice device, TrainingPrecision asked) =>
+        asked == TrainingPrecision.Fp32 || device.IsCuda || AllowLowPrecisionOnCpu ? asked : TrainingPrecision.Fp32;
+
     /// <summary>The device this process computes the run's steps on (the spec's choice, resolved here).</summary>
     internal ComputeDevice DeviceFor(RunSpec spec) => DeviceOverride ?? ComputeDevice.Resolve(spec.Device);
 

@@ -44,6 +44,9 @@ public sealed record EpochRecord
 
     /// <summary>Where the epoch trained (<see cref="Training.ComputeDevice.Name"/>); null in runs from before devices.</summary>
     public string? Device { get; init; }
+
+    /// <summary>The precision the epoch trained in (fp32 where bf16/fp16 fell back on a CPU); null before devices.</summary>
+    public string? Precision { get; init; }
 }
 
 public enum RunKind

@@ -21,16 +21,21 @@ public static class EpochProbe
         var arch = data.BuildArchitecture(spec.Model);
         torch.manual_seed(1);
         var model = ModelFactory.Create(arch);
-        ComputeDevice.Resolve(spec.Device).Place(model.Module); // the trial's time per epoch, on the trial's device
+        var device = ComputeDevice.Resolve(spec.Device); // the trial's time per epoch, on the trial's device
+        device.Place(model.Module);
         try
         {
             using var optimizer = new NamedOptimizer(model.Module.named_parameters(), spec.Training);
             var x = data.SampleInput(spec.Training.BatchSize);
             var y = torch.randint(0, data.NumClasses, spec.Training.BatchSize); // host: the trainer places batches
             var schedule = new LearningRateSchedule(0.01, 0, 0, 0);
-            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2));
+            // Timed in the precision the run will use there: bf16/fp16 on a GPU, fp32 where a CPU falls back to it.
+            var precision = device.IsCuda ? spec.Training.Precision : TrainingPrecision.Fp32;
+            using var mixed = precision == TrainingPrecision.Fp32 ? null
+                : new MixedPrecision(model.Module, () => ModelFactory.Create(arch).Module, precision);
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 2), mixed: mixed);
             var clock = Stopwatch.StartNew();
-            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8));
+            Trainer.TrainEpoch(model.Module, optimizer, schedule, Enumerable.Repeat((x, y), 8), mixed: mixed);
             double perStep = clock.Elapsed.TotalSeconds / 8;
             long steps = data.TrainBatchCount(spec.Training.BatchSize);
             return perStep * steps * 1.08; // + validation, roughly

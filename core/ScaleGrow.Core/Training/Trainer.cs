@@ -73,17 +73,25 @@ public static class Trainer
     /// <summary>
     /// Trains over <paramref name="batches"/> (the enumerator is advanced inside each step's dispose scope, so batch
     /// tensors die with the step). Stops early — between batches — when <paramref name="shouldStop"/> says so or
-    /// the token is cancelled, and reports that as <see cref="EpochMetrics.Interrupted"/>.
+    /// the token is cancelled, and reports that as <see cref="EpochMetrics.Interrupted"/>. With
+    /// <paramref name="mixed"/> (whose master must be <paramref name="model"/>), forward and backward run on its
+    /// low-precision working copy and the optimizer steps the fp32 <paramref name="model"/>; the working copy's
+    /// batch-norm statistics are copied back to <paramref name="model"/> when the pass ends, interrupted or not.
+    /// Without it, training is exactly the fp32 loop.
     /// </summary>
     public static EpochMetrics TrainEpoch(nn.Module<Tensor, Tensor> model, NamedOptimizer optimizer,
         LearningRateSchedule schedule, IEnumerable<(Tensor X, Tensor Y)> batches, double labelSmoothing = 0,
         Action<BatchProgress>? onBatch = null, Func<bool>? shouldStop = null,
-        CancellationToken cancellationToken = default, LossFunction? loss = null, ComputeDevice? device = null)
+        CancellationToken cancellationToken = default, LossFunction? loss = null, ComputeDevice? device = null,
+        MixedPrecision? mixed = null)
     {
+        if (mixed is not null && !ReferenceEquals(mixed.Master, model))
+            throw new ArgumentException("the mixed-precision master is not the model being trained", nameof(mixed));
         loss ??= Losses.Classification(labelSmoothing);
         var clock = Stopwatch.StartNew();
         device ??= ComputeDevice.Of(model); // batches go to the run's device, or where the model is
         model.train();
+        mixed?.SyncFromMaster();
         double lossSum = 0;
         long correct = 0, samples = 0;
         int count = 0;
@@ -101,12 +109,17 @@ public static class Trainer
             var (x, y) = (device.Input(e.Current.X), device.Target(e.Current.Y));
             double lr = schedule.At(optimizer.Step);
             optimizer.ZeroGrad();
-            var output = model.forward(x);
-            var batch = loss(output, y);
-            batch.Loss.backward();
-            optimizer.StepWith(lr);
+            BatchLoss batch;
+            if (mixed is null)
+            {
+                var output = model.forward(x);
+                batch = loss(output, y);
+                batch.Loss.backward();
+                optimizer.StepWith(lr);
+            }
+            else batch = mixed.TrainStep(x, y, loss, optimizer, lr);
             long n = batch.Count;
-            double batchLoss = ReadFloat(batch.Loss);
+            double batchLoss = LossValue(batch.Loss);
             if (!double.IsFinite(batchLoss))
                 throw new ScaleGrowException(
                     $"training diverged: loss is {batchLoss} at step {optimizer.Step} (learning rate {lr:g3})");
@@ -116,6 +129,7 @@ public static class Trainer
             count++;
             onBatch?.Invoke(new BatchProgress(count, optimizer.Step, batchLoss, lr));
         }
+        mixed?.CopyNormStatisticsToMaster();
         NativeAllocator.Trim();
         return new EpochMetrics(samples > 0 ? lossSum / samples : double.NaN,
             samples > 0 ? (double)correct / samples : double.NaN, samples, count, clock.Elapsed.TotalSeconds,
@@ -165,6 +179,14 @@ public static class Trainer
         return true;
     }
 
+    /// <summary>
+    /// A scalar loss as a number. <c>item&lt;float&gt;()</c> throws on any dtype but Float32 (a bf16, fp16 or fp64
+    /// loss from a custom <see cref="LossFunction"/>), so those are cast first; an fp32 loss is read as it always was.
+    /// </summary>
+    internal static double LossValue(Tensor loss) => loss.dtype == ScalarType.Float32
+        ? loss.item<float>()
+        : loss.detach().to(ScalarType.Float32).item<float>();
+
     /// <summary>Eval-mode loss and accuracy over batches (no gradients).</summary>
     public static EvalMetrics Evaluate(nn.Module<Tensor, Tensor> model, IEnumerable<(Tensor X, Tensor Y)> batches,
         CancellationToken cancellationToken = default, LossFunction? loss = null, ComputeDevice? device = null)
@@ -186,7 +208,7 @@ public static class Trainer
             nonFinite += output.isfinite().logical_not().sum().item<long>();
             outputs += output.numel();
             var batch = loss(output, y);
-            lossSum += ReadFloat(batch.Loss) * batch.Count;
+            lossSum += LossValue(batch.Loss) * batch.Count;
             correct += batch.Correct;
             samples += batch.Count;
         }
@@ -195,6 +217,6 @@ public static class Trainer
             samples > 0 ? (double)correct / samples : double.NaN, samples, nonFinite, outputs);
     }
 
-    /// <summary>A scalar read as float32, whatever the tensor's floating type or device (a no-op cast for float32).</summary>
-    internal static float ReadFloat(Tensor scalar) => scalar.to(ScalarType.Float32).item<float>();
+    /// <summary>A scalar read as float32, whatever the tensor's floating type or device (<see cref="LossValue"/>).</summary>
+    internal static float ReadFloat(Tensor scalar) => (float)LossValue(scalar);
 }

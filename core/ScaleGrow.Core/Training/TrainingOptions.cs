@@ -9,6 +9,17 @@ public enum OptimizerKind
 }
 
 /// <summary>
+/// The number format training computes in (<see cref="TrainingOptions.Precision"/>). Anything but
+/// <see cref="Fp32"/> trains a low-precision working copy against fp32 master weights (<see cref="MixedPrecision"/>).
+/// </summary>
+public enum TrainingPrecision
+{
+    [JsonStringEnumMemberName("fp32")] Fp32,
+    [JsonStringEnumMemberName("bf16")] Bf16,
+    [JsonStringEnumMemberName("fp16")] Fp16,
+}
+
+/// <summary>
 /// How a model is trained. Defaults are the thesis's CNN growth settings (table 3-18: SGD, initial LR 0.1, cosine);
 /// the fixed-size baselines of the thesis used Adam 5e-3 with weight decay 5e-4 (also table 3-18).
 /// </summary>
@@ -45,6 +56,13 @@ public sealed record TrainingOptions
     /// </summary>
     public int NormRecalibrationBatches { get; set; } = 20;
 
+    /// <summary>
+    /// fp32 (the default), or mixed precision with fp32 master weights (Micikevicius et al. 2018, "Mixed Precision
+    /// Training"): bf16, or fp16 with dynamic loss scaling. fp32 stays the default until a GPU measurement shows bf16
+    /// keeps the accuracy; on the CPU the low precisions are slow and meant for tests (docs/architecture.md).
+    /// </summary>
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Fp32;
+
     public void Validate()
     {
         static void Check(bool ok, string message)
@@ -64,5 +82,7 @@ public sealed record TrainingOptions
         Check(WarmupEpochs is >= 0 and <= 10000, $"warmupEpochs must be in 0..10000, got {WarmupEpochs}");
         Check(NormRecalibrationBatches is >= 0 and <= 10000,
             $"normRecalibrationBatches must be in 0..10000, got {NormRecalibrationBatches}");
+        // The string converter also takes integers: 7 would parse.
+        Check(Enum.IsDefined(Precision), $"precision must be fp32, bf16 or fp16, got {(int)Precision}");
     }
 }

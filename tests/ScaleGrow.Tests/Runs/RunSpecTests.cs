@@ -55,6 +55,9 @@ public class RunSpecTests
     [InlineData("""{ "growth": { "fineTuneBranches": "fuse" } }""", "")]
     [InlineData("""{ "device": "gpu" }""", "device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N")]
     [InlineData("""{ "device": "cuda:x" }""", "device: 'cuda:x'")]
+    [InlineData("""{ "training": { "precision": "fp8" } }""", "training.precision")]
+    [InlineData("""{ "training": { "precision": "BF16 " } }""", "training.precision")]
+    [InlineData("""{ "training": { "precision": 7 } }""", "training: precision must be fp32, bf16 or fp16, got 7")]
     public void BadSpecsGiveOneClearError(string json, string mentions)
     {
         var e = Assert.ThrowsAny<ScaleGrowException>(() =>
@@ -65,6 +68,18 @@ public class RunSpecTests
         });
         Assert.DoesNotContain('\n', e.Message);
         Assert.Contains(mentions, e.Message);
+    }
+
+    [Theory]
+    [InlineData("""{ }""", TrainingPrecision.Fp32)]
+    [InlineData("""{ "training": { "precision": "fp32" } }""", TrainingPrecision.Fp32)]
+    [InlineData("""{ "training": { "precision": "bf16" } }""", TrainingPrecision.Bf16)]
+    [InlineData("""{ "training": { "precision": "fp16" } }""", TrainingPrecision.Fp16)]
+    public void TrainingPrecisionIsReadByItsJsonNameAndDefaultsToFp32(string json, TrainingPrecision expected)
+    {
+        var spec = RunSpec.FromJson(json, "spec.json");
+        Assert.Equal(expected, spec.Training.Precision);
+        Assert.Equal(expected, RunSpec.FromJson(spec.ToJson(), "again").Training.Precision);
     }
 
     [Fact]

@@ -18,7 +18,7 @@ namespace ScaleGrow.Tests.Runs;
 /// </summary>
 public class TextRunTests
 {
-    private static string WriteTopics(string dir)
+    internal static string WriteTopics(string dir)
     {
         // Three topics, each with its own words, mixed with shared filler: learnable, not trivial for a seed model.
         string[][] words =
