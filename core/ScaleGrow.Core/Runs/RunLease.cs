@@ -132,9 +132,7 @@ public sealed class RunLease : IAsyncDisposable
         {
             content = await store.ReadAsync(RunPaths.Lease(runId), cancellationToken);
         }
-        // The local store can surface a lease that a concurrent claimant is still moving into place as a raw
-        // FileNotFound (seen once in 976 tests): absent for now, and the claim loop tries again.
-        catch (Exception e) when (e is ArtifactNotFoundException or FileNotFoundException or DirectoryNotFoundException)
+        catch (ArtifactNotFoundException) // absent, or being moved into place by a concurrent claimant: try again
         {
             return null;
         }

@@ -91,6 +91,8 @@ public sealed partial class RunSteps : IRunSteps
     {
         var spec = await ReadSpecAsync(input.RunId, cancellationToken);
         var device = DeviceFor(spec);
+        _logger.LogInformation("Run {RunId} computes on {Device} (asked: {Choice}), {Threads} intra-op thread(s)",
+            input.RunId, device.Name, spec.Device, torch.get_num_threads());
         using var lease = RunData.Lease(spec);
         var data = lease.Data;
         var architecture = data.BuildArchitecture(spec.Model);

@@ -11,6 +11,8 @@ using ScaleGrow.Models.Transformer;
 using ScaleGrow.Quantization;
 using ScaleGrow.Storage;
 
+using ScaleGrow.Training;
+
 namespace ScaleGrow.Runs;
 
 /// <summary>An uploaded file, identified by its name in the <c>uploads</c> container and the ETag it had.</summary>
@@ -232,6 +234,7 @@ public sealed class UploadSteps(IArtifactStore store)
         var result = new QuantizationRunner().Run(stream, path, new QuantizationRunRequest
         {
             Options = options, Calibration = calibration, EvaluationData = EvaluationSamples > 0 ? data : null,
+            Device = ComputeDevice.Resolve("auto"), // the replica's GPU when it has one
         }, cancellation: cancellationToken);
         var paths = PathsFor(upload.Name, options.Bits);
         await store.WriteAsync(paths.Artifact, result.Checkpoint, null, cancellationToken);

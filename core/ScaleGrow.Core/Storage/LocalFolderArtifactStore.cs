@@ -388,7 +388,11 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
             return new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
                 bufferSize: 0, FileOptions.Asynchronous);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException && !File.Exists(file))
+        // Not found when the open said so, even if a concurrent writer has renamed a file into place since (checking
+        // File.Exists afterwards let that race through as a raw FileNotFoundException); other errors only when the
+        // file is indeed not there.
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException
+                                  || (e is IOException or UnauthorizedAccessException && !File.Exists(file)))
         {
             throw new ArtifactNotFoundException(path, e);
         }

@@ -95,7 +95,8 @@ public sealed record ComputeDevice
         var type = tensor.is_floating_point() ? tensor.dtype : ScalarType.Float32;
         if (tensor.device_type == DeviceType.CPU)
             return type == ScalarType.Float64 ? CpuFloat64 : Cpu;
-        return new ComputeDevice(tensor.device, type, $"cuda:{tensor.device_index}");
+        var cuda = Cuda(tensor.device_index);
+        return type == cuda.FloatType ? cuda : new ComputeDevice(cuda.Device, type, cuda.Name);
     }
 
     /// <summary>Moves a model (parameters and buffers) here, in place; returns it.</summary>
@@ -173,11 +174,11 @@ public sealed record ComputeDevice
         }
     }
 
-    private static ComputeDevice Cuda(int index)
-    {
-        var device = torch.device(DeviceType.CUDA, index);
-        return new ComputeDevice(device, ScalarType.Float32, $"cuda:{index} ({GpuName(index)})");
-    }
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, ComputeDevice> CudaDevices = new();
+
+    /// <summary>CUDA device <paramref name="index"/>, named once per process (the name costs an nvidia-smi call).</summary>
+    private static ComputeDevice Cuda(int index) => CudaDevices.GetOrAdd(index, i =>
+        new ComputeDevice(torch.device(DeviceType.CUDA, i), ScalarType.Float32, $"cuda:{i} ({GpuName(i)})"));
 
     /// <summary>The GPU's product name from nvidia-smi (TorchSharp does not expose it), or "CUDA device N".</summary>
     private static string GpuName(int index)
