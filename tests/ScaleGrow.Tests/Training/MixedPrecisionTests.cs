@@ -323,13 +323,7 @@ public class MixedPrecisionTests(ITestOutputHelper output)
         }
     }
 
-    private static long LiveTensors()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return Tensor.TotalCount;
-    }
+    private static long LiveTensors() => TrainerTests.LiveTensors();
 
     /// <summary>A custom loss that is not fp32 (here fp64) is read by casting it (item&lt;float&gt; threw).</summary>
     [Fact]

@@ -18,7 +18,7 @@ public class TrainerTests
     }
 
     /// <summary>Live TorchSharp tensors, after the finalizers of any garbage (tensors made outside a scope) ran.</summary>
-    private static long LiveTensors()
+    internal static long LiveTensors()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
