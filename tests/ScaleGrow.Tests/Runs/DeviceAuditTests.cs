@@ -118,6 +118,40 @@ public class DeviceAuditTests
         }
     }
 
+    [Theory]
+    [InlineData(TransformerWidthGrowth.Heads, "ViT-D2W32")]
+    [InlineData(TransformerWidthGrowth.HeadDim, "ViT-D2W32")]
+    public async Task ATransformerGrowthAddsHeadsOrWidensThemAndALayerOnTheRunsDevice(TransformerWidthGrowth width,
+        string arch)
+    {
+        var dir = Directory.CreateTempSubdirectory("sg-device-");
+        try
+        {
+            // Head growth (new heads, or every head wider: head-wise placement of Q/K/V/O), function-preserving
+            // width and a new layer, on a ViT.
+            var spec = OrchestrationTestKit.TinyGrowth() with
+            {
+                Model = new ModelRequest { Family = "vit", Layers = 1, Heads = 2, HeadDim = 8, PatchSize = 7 },
+                Training = new TrainingOptions { Optimizer = OptimizerKind.AdamW, LearningRate = 1e-3, BatchSize = 64 },
+                Growth = new GrowthOptions
+                {
+                    IntervalEpochs = 1, MaxEpochs = 4, FineTuneEpochs = 1, Pattern = "wwd", TransformerWidth = width,
+                    Init = new InitOptions { PreserveFunction = true }, Stopping = new StoppingOptions { Auto = false },
+                },
+            };
+            var (summary, journal, _) = await RunAsync("audit-vit", spec, dir.FullName);
+
+            Assert.StartsWith(arch, summary.Arch);
+            Assert.Equal(3, journal.Count(e => (string?)e["kind"] == "growth"));
+            foreach (var kind in new[] { "epoch", "importance", "growth", "migrate" })
+                Assert.All(journal.Where(e => (string?)e["kind"] == kind), e => Assert.Equal(Audit, (string?)e["device"]));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     // The same checks with one placement taken out, to show they catch it.
 
     [Fact]
