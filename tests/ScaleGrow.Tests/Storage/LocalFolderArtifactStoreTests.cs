@@ -180,6 +180,39 @@ public sealed class LocalFolderArtifactStoreTests : ArtifactStoreContractTests
     }
 
     [Fact]
+    public async Task AReadRacingADeleteAndRewriteSeesTheArtifactOrNotFoundNeverARawFileError()
+    {
+        // The RunLease flake: a read whose open found no file while another writer was renaming one into place got a
+        // raw FileNotFoundException (the store re-checked File.Exists after the failed open, and by then it existed).
+        var store = new LocalFolderArtifactStore(_root);
+        string path = P("race/lease.json");
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var writer = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await store.WriteAsync(path, new byte[] { 7 });
+                await store.DeleteAsync(path);
+            }
+        });
+        int found = 0, absent = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                Assert.Equal(new byte[] { 7 }, await store.ReadAllBytesAsync(path));
+                found++;
+            }
+            catch (ArtifactNotFoundException)
+            {
+                absent++;
+            }
+        }
+        await writer;
+        Assert.True(found + absent > 0);
+    }
+
+    [Fact]
     public async Task WritesRacingDeletesOfTheSameFolderAllLand()
     {
         // Deleting a folder's last artifact removes the folder; a writer that just made it makes it again.
