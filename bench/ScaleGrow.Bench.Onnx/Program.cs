@@ -45,7 +45,7 @@ void Say(string line)
 Say($"## ONNX bench: {mode}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Say("");
 Say($"command: `dotnet run --project bench/ScaleGrow.Bench.Onnx -c Release -- {string.Join(' ', args)}`  ");
-Say($"machine: {Machine()}, {Environment.ProcessorCount} cores, load average at start {LoadAverage()}  ");
+Say($"machine: {ScaleGrow.Bench.BenchMachine.Describe()}, {Environment.ProcessorCount} cores, load average at start {ScaleGrow.Bench.BenchMachine.LoadAverage()}  ");
 Say($"threads: TorchSharp {torch.get_num_threads()}, ONNX Runtime intra-op {threads}; {NativeMath.Decision}; seed {seed}");
 Say("");
 
@@ -220,20 +220,3 @@ static string FindRoot()
     return dir?.FullName ?? Directory.GetCurrentDirectory();
 }
 
-static string Machine()
-{
-    try
-    {
-        var model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':')[1].Trim();
-        return $"{model}, {Environment.OSVersion}";
-    }
-    catch (IOException)
-    {
-        return Environment.OSVersion.ToString();
-    }
-}
-
-static string LoadAverage()
-{
-    try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; } catch (IOException) { return "?"; }
-}

@@ -32,7 +32,7 @@ Directory.CreateDirectory(work);
 var md = new StringBuilder();
 md.AppendLine($"## {mode} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 md.AppendLine();
-md.AppendLine($"Machine: {Environment.ProcessorCount} cores ({Machine()}), load average at start {LoadAverage()}. " +
+md.AppendLine($"Machine: {Environment.ProcessorCount} cores ({ScaleGrow.Bench.BenchMachine.Describe()}), load average at start {ScaleGrow.Bench.BenchMachine.LoadAverage()}. " +
               $"Command: `dotnet run --project bench/ScaleGrow.Bench -c Release -- {string.Join(' ', args)}`");
 md.AppendLine();
 switch (mode)
@@ -358,20 +358,3 @@ static string FindRoot()
     return dir?.FullName ?? throw new InvalidOperationException("run from inside the repository");
 }
 
-static string Machine()
-{
-    try
-    {
-        var model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':')[1].Trim();
-        return $"{model}, {Environment.OSVersion}";
-    }
-    catch (IOException)
-    {
-        return Environment.OSVersion.ToString();
-    }
-}
-
-static string LoadAverage()
-{
-    try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; } catch (IOException) { return "?"; }
-}
