@@ -30,6 +30,20 @@ summary() {
   done < <(find "$results" -name '*.trx' -exec grep -ho '<Counters [^>]*>' {} + 2>/dev/null)
   echo "$p $f $s"
 }
+failures() {
+  # Name every failed test and the first line of its message, so a log's tail says what failed.
+  find "$results" -name '*.trx' -print0 2>/dev/null | xargs -0 -r python3 -c '
+import sys, xml.etree.ElementTree as ET
+ns = "{http://microsoft.com/schemas/VisualStudio/TeamTest/2010}"
+for path in sys.argv[1:]:
+    for r in ET.parse(path).getroot().iter(ns + "UnitTestResult"):
+        if r.get("outcome") != "Failed": continue
+        m = r.find(ns + "Output/" + ns + "ErrorInfo/" + ns + "Message")
+        first = (m.text or "").strip().splitlines()[0][:300] if m is not None and m.text else ""
+        print("FAILED " + r.get("testName", "?") + (" :: " + first if first else ""))
+' 2>/dev/null || true
+}
+failures
 read -r passed failed skipped < <(summary)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   # The build or the test host failed before any result was written: count it as a failure.
