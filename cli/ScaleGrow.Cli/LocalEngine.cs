@@ -41,7 +41,7 @@ public sealed class LocalEngine : IAsyncDisposable
 
     /// <param name="withWorker">False: a client only (list, stop, delete), which must not pick up and run the
     /// orchestrations recorded in the store.</param>
-    public static async Task<LocalEngine> StartAsync(EngineKind kind, IRunSteps steps, string? storageConnection,
+    public static async Task<LocalEngine> StartAsync(EngineKind kind, RunSteps steps, string? storageConnection,
         string taskHub, ILoggerFactory loggerFactory, CancellationToken cancellationToken, bool withWorker = true,
         UploadSteps? uploads = null, ScaleGrow.Sweeps.SweepSteps? sweeps = null)
     {

@@ -74,7 +74,7 @@ public static class RunCommand
             throw new RunExistsException(runId, existing.Status == "completed");
         await RunSteps.SubmitAsync(store, runId, spec, token);
         var runner = new DirectOrchestrationRunner();
-        ScaleGrowTasks.Activities(runner, steps);
+        ActivityTable.For(steps).AddTo(runner);
         // The event ends the loop between steps; the control flag halts a training step between batches.
         using var signals = new StopSignals(signal =>
         {
@@ -187,7 +187,7 @@ public static class RunCommand
                                                     $"train run, or before its first growth cycle): continue it with `scalegrow runs resume {runId}`");
         state = state with { StopRequested = true, StopReason = state.StopReason ?? "stop requested" };
         var runner = new DirectOrchestrationRunner();
-        ScaleGrowTasks.Activities(runner, steps);
+        ActivityTable.For(steps).AddTo(runner);
         var run = runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, state),
             GrowthOrchestration.RunAsync);
         await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);

@@ -59,7 +59,7 @@ public static class GrowthOrchestration
 
     private static async Task<GrowthRunState> InitializeAsync(TaskOrchestrationContext context, string runId)
     {
-        var init = await context.CallActivityAsync<InitializeRunResult>(TaskNames.InitializeRun,
+        var init = await context.CallActivityAsync<InitializeRunResult>(InitializeRunStep.Name,
             new InitializeRunInput(runId), Retry);
         var s = init.Settings;
         bool grow = s.Kind == RunKind.Grow;
@@ -92,7 +92,7 @@ public static class GrowthOrchestration
         if (state.StopRequested) return Stopped(state);
         if (state.Position.Epoch < until)
         {
-            var result = await context.CallActivityAsync<TrainIntervalResult>(TaskNames.TrainInterval,
+            var result = await context.CallActivityAsync<TrainIntervalResult>(TrainIntervalStep.Name,
                 new TrainIntervalInput(state.RunId, state.Checkpoint, state.NextStep, state.Position, until,
                     state.Schedule, PhaseName(state.Phase), state.Settings.MaxIntervalSeconds), Retry);
             var progress = state.Progress;
@@ -131,7 +131,7 @@ public static class GrowthOrchestration
     /// <summary>Scale runs: the ScaleNet expansion, then the training phase of the expanded model.</summary>
     private static async Task<GrowthRunState> ExpandAsync(TaskOrchestrationContext context, GrowthRunState state)
     {
-        var result = await context.CallActivityAsync<ExpandResult>(TaskNames.Expand,
+        var result = await context.CallActivityAsync<ExpandResult>(ExpandStep.Name,
             new ExpandInput(state.RunId, state.Checkpoint, state.NextStep), Retry);
         var s = state.Settings;
         int start = state.Position.Epoch;
@@ -155,7 +155,7 @@ public static class GrowthOrchestration
         if (progress.StopReason is { } stoppedBy)
             return await EnterFineTuneAsync(context, state with { Progress = progress }, stoppedBy);
 
-        var scores = await context.CallActivityAsync<ImportanceReport>(TaskNames.ScoreImportance,
+        var scores = await context.CallActivityAsync<ImportanceReport>(ScoreImportanceStep.Name,
             new ScoreImportanceInput(state.RunId, state.Checkpoint), Retry);
         var spec = ArchitectureSpec.FromJson(state.ArchitectureJson, $"run {state.RunId}");
         var decision = GrowthPlanner.Decide(spec, scores, progress, options, state.Settings.Seed);
@@ -163,10 +163,10 @@ public static class GrowthOrchestration
             return await EnterFineTuneAsync(context, state with { Progress = progress }, reason);
 
         int step = state.NextStep;
-        var inserted = await context.CallActivityAsync<InsertModuleResult>(TaskNames.InsertModule,
+        var inserted = await context.CallActivityAsync<InsertModuleResult>(InsertModuleStep.Name,
             new InsertModuleInput(state.RunId, state.Checkpoint, step, decision.Spec!.ToJson(), decision.Action!,
                 options.Init, Seeds.Derive(state.Settings.Seed, "init", progress.Growths), state.Position.Epoch), Retry);
-        var migrated = await context.CallActivityAsync<RunCheckpoint>(TaskNames.MigrateOptimizer,
+        var migrated = await context.CallActivityAsync<RunCheckpoint>(MigrateOptimizerStep.Name,
             new MigrateOptimizerInput(state.RunId, state.Checkpoint, step, inserted.Model, options.OptimizerMigration),
             Retry);
         bool width = inserted.Action.Kind == GrowthKind.Width;
@@ -184,27 +184,27 @@ public static class GrowthOrchestration
                 LastDepthBlock = width ? progress.LastDepthBlock : inserted.Action.Block,
             },
         };
-        await context.CallActivityAsync(TaskNames.RecordProgress, state, Retry);
+        await context.CallActivityAsync(RecordProgressStep.Name, state, Retry);
         return state;
     }
 
     private static async Task<RunSummary> FinalizeAsync(TaskOrchestrationContext context, GrowthRunState state)
     {
         Publish(context, state);
-        var fused = await context.CallActivityAsync<FuseResult>(TaskNames.Fuse,
+        var fused = await context.CallActivityAsync<FuseResult>(FuseStep.Name,
             new FuseInput(state.RunId, state.Checkpoint), Retry);
-        var evaluation = await context.CallActivityAsync<EvaluationResult>(TaskNames.Evaluate,
+        var evaluation = await context.CallActivityAsync<EvaluationResult>(EvaluateStep.Name,
             new EvaluateInput(state.RunId, fused.FusedModel, MeasureLatency: true), Retry);
         QuantizeModelResult? quantized = null;
         if (state.Settings.Quantize)
-            quantized = await context.CallActivityAsync<QuantizeModelResult>(TaskNames.QuantizeModel,
+            quantized = await context.CallActivityAsync<QuantizeModelResult>(QuantizeModelStep.Name,
                 new QuantizeModelInput(state.RunId, fused.FusedModel), Retry);
         ExportModelResult? exported = null;
         if (state.Settings.Export)
-            exported = await context.CallActivityAsync<ExportModelResult>(TaskNames.ExportModel,
+            exported = await context.CallActivityAsync<ExportModelResult>(ExportModelStep.Name,
                 new ExportModelInput(state.RunId, fused.FusedModel, quantized?.Model), Retry);
         double wall = (context.CurrentUtcDateTime - state.StartedUtc).TotalSeconds;
-        var summary = await context.CallActivityAsync<RunSummary>(TaskNames.Finalize,
+        var summary = await context.CallActivityAsync<RunSummary>(FinalizeStep.Name,
             new FinalizeInput(state.RunId, state.Checkpoint.Model, fused.FusedModel, evaluation, state.StopReason, wall,
                 quantized, exported), Retry);
         state = state with { Phase = RunPhase.Done, FusedModel = fused.FusedModel, Evaluation = evaluation };
@@ -226,11 +226,11 @@ public static class GrowthOrchestration
         if (state.Phase != RunPhase.FineTune || state.Settings.Growth.FineTuneBranches != FineTuneBranches.Merge)
             return state;
         int step = state.NextStep;
-        var merged = await context.CallActivityAsync<MergeBranchesResult>(TaskNames.MergeBranches,
+        var merged = await context.CallActivityAsync<MergeBranchesResult>(MergeBranchesStep.Name,
             new MergeBranchesInput(state.RunId, state.Checkpoint, step, Seeds.Derive(state.Settings.Seed, "merge", 0),
                 state.Position.Epoch), Retry);
         if (merged.Model is null) return state;
-        var migrated = await context.CallActivityAsync<RunCheckpoint>(TaskNames.MigrateOptimizer,
+        var migrated = await context.CallActivityAsync<RunCheckpoint>(MigrateOptimizerStep.Name,
             new MigrateOptimizerInput(state.RunId, state.Checkpoint, step, merged.Model,
                 OptimizerMigrationStrategy.Inherit, merged.Rewritten), Retry);
         return state with

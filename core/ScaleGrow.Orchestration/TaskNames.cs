@@ -1,28 +1,18 @@
 namespace ScaleGrow.Orchestration;
 
-/// <summary>Names of the orchestrations, activities and events, shared by both hosts.</summary>
+/// <summary>
+/// Names of the orchestrations, events, and the upload and sweep activities, shared by every host. A run's activities
+/// carry their names themselves (<c>TrainIntervalStep.Name</c>, …: core/ScaleGrow.Core/Runs/Steps/).
+/// </summary>
 public static class TaskNames
 {
     public const string GrowthRun = "GrowthRun";
     public const string QuantizeUpload = "QuantizeUpload";
     public const string SweepRun = "SweepRun";
 
-    public const string InitializeRun = "InitializeRun";
-    public const string TrainInterval = "TrainInterval";
-    public const string ScoreImportance = "ScoreImportance";
-    public const string InsertModule = "InsertModule";
-    public const string MigrateOptimizer = "MigrateOptimizer";
-    public const string MergeBranches = "MergeBranches";
-    public const string RecordProgress = "RecordProgress";
-    public const string Fuse = "Fuse";
-    public const string Evaluate = "Evaluate";
     public const string Quantize = "Quantize";
-    public const string QuantizeModel = "QuantizeModel";
-    public const string ExportModel = "ExportModel";
-    public const string Expand = "Expand";
     public const string ValidateUpload = "ValidateUpload";
     public const string RejectUpload = "RejectUpload";
-    public const string Finalize = "Finalize";
 
     public const string PlanSweep = "PlanSweep";
     public const string PrepareTrial = "PrepareTrial";

@@ -12,7 +12,7 @@ namespace ScaleGrow.Functions;
 /// Quantize-on-upload: a blob in <c>uploads</c> starts the QuantizeUpload orchestration with an instance id derived
 /// from the blob's name and ETag, so a trigger that fires twice for the same version starts one orchestration.
 /// </summary>
-public sealed class UploadFunctions(UploadSteps steps, ILogger<UploadFunctions> logger)
+public sealed class UploadFunctions(ILogger<UploadFunctions> logger)
 {
     [Function("QuantizeOnUpload")]
     public async Task QuantizeOnUpload(
@@ -29,14 +29,4 @@ public sealed class UploadFunctions(UploadSteps steps, ILogger<UploadFunctions> 
     [Function(TaskNames.QuantizeUpload)]
     public static Task<UploadOutcome> QuantizeUpload([OrchestrationTrigger] TaskOrchestrationContext context) =>
         QuantizeUploadOrchestration.RunAsync(context, context.GetInput<UploadRef>()!);
-
-    [Function(TaskNames.ValidateUpload)]
-    public Task<UploadValidation> ValidateUpload([ActivityTrigger] UploadRef upload) => steps.ValidateAsync(upload);
-
-    [Function(TaskNames.RejectUpload)]
-    public Task<UploadOutcome> RejectUpload([ActivityTrigger] RejectUploadInput input) =>
-        steps.RejectAsync(input.Upload, input.Error);
-
-    [Function(TaskNames.Quantize)]
-    public Task<UploadOutcome> Quantize([ActivityTrigger] UploadRef upload) => steps.QuantizeAsync(upload);
 }

@@ -92,7 +92,7 @@ public sealed record RunSummary
     public double WallSeconds { get; init; }
 }
 
-/// <summary>Where a run's artifacts live in the store (DESIGN.md "Suggested layout per run").</summary>
+/// <summary>Where a run's artifacts live in the store (docs/architecture.md "A run's life").</summary>
 public static class RunPaths
 {
     public const string Container = "runs";

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using ScaleGrow.Orchestration;
+using ScaleGrow.Runs;
+using ScaleGrow.Storage;
 using ScaleGrow.Tests.Infrastructure;
 
 namespace ScaleGrow.Tests.Functions;
@@ -22,14 +24,12 @@ public class FunctionsMetadataTests
         string TypeOf(string name) => triggers[name].GetProperty("type").GetString()!;
         foreach (var orchestrator in new[] { TaskNames.GrowthRun, TaskNames.QuantizeUpload, TaskNames.SweepRun })
             Assert.Equal("orchestrationTrigger", TypeOf(orchestrator));
-        foreach (var activity in new[]
-                 {
-                     TaskNames.InitializeRun, TaskNames.TrainInterval, TaskNames.ScoreImportance, TaskNames.InsertModule,
-                     TaskNames.MigrateOptimizer, TaskNames.MergeBranches, TaskNames.RecordProgress, TaskNames.Fuse, TaskNames.Evaluate,
-                     TaskNames.Finalize, TaskNames.Quantize, TaskNames.QuantizeModel, TaskNames.ExportModel, TaskNames.Expand, TaskNames.ValidateUpload, TaskNames.RejectUpload,
-                     TaskNames.PlanSweep, TaskNames.PrepareTrial, TaskNames.RecordTrial, TaskNames.StopTrials,
-                     TaskNames.FinishSweep,
-                 })
+        // Every activity of the table (the one every host registers from) has its trigger.
+        var table = ActivityTable.For(new RunSteps(new LocalFolderArtifactStore(Path.GetTempPath())),
+            new UploadSteps(new LocalFolderArtifactStore(Path.GetTempPath())),
+            new ScaleGrow.Sweeps.SweepSteps(new LocalFolderArtifactStore(Path.GetTempPath())));
+        Assert.Equal(21, table.Activities.Count);
+        foreach (var activity in table.Activities.Select(a => a.Name))
             Assert.Equal("activityTrigger", TypeOf(activity));
         var http = new Dictionary<string, (string Route, string Method)>
         {

@@ -53,7 +53,7 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         var store = new BlobArtifactStore(azurite.ConnectionString);
         var uploads = new UploadSteps(store);
         await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store), uploads);
-        var function = new UploadFunctions(uploads, NullLogger<UploadFunctions>.Instance);
+        var function = new UploadFunctions(NullLogger<UploadFunctions>.Instance);
         var service = new BlobServiceClient(azurite.ConnectionString);
         string tag = Guid.NewGuid().ToString("N")[..8];
 
@@ -137,7 +137,7 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         {
             EvaluationSamples = 0, DataDirectory = Directory.CreateTempSubdirectory("scalegrow-no-data-").FullName,
         };
-        return (store, uploads, new UploadFunctions(uploads, NullLogger<UploadFunctions>.Instance),
+        return (store, uploads, new UploadFunctions(NullLogger<UploadFunctions>.Instance),
             new BlobServiceClient(azurite.ConnectionString), Guid.NewGuid().ToString("N")[..8]);
     }
 

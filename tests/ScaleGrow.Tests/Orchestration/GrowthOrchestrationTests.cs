@@ -203,49 +203,38 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.True(loss[4] < loss[2], $"train loss by epoch: {string.Join(", ", loss)}");
     }
 
-    private sealed class FailOnce(IRunSteps inner) : DelegatingRunSteps(inner)
-    {
-        public int TrainCalls;
-
-        public override Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input, CancellationToken ct = default)
-        {
-            if (Interlocked.Increment(ref TrainCalls) == 2)
-                throw new IOException("simulated worker failure while training");
-            return base.TrainIntervalAsync(input, ct);
-        }
-    }
-
     [Fact]
     public async Task AnActivityThatFailsOnceIsRetriedAndTheRunCompletes()
     {
         var store = Store();
-        var steps = new FailOnce(new RunSteps(store));
-        await using var engine = await OrchestrationTestKit.StartEngineAsync(steps);
+        int trainCalls = 0;
+        var activities = ActivityTable.For(new RunSteps(store)).Wrap<TrainIntervalInput, TrainIntervalResult>(
+            TrainIntervalStep.Name, (input, train) => Interlocked.Increment(ref trainCalls) == 2
+                ? throw new IOException("simulated worker failure while training")
+                : train(input));
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(activities);
         string runId = await new RunsService(engine.Client, store).StartAsync(
             OrchestrationTestKit.TinyGrowth(maxEpochs: 3, fineTune: 0), NewRunId("retry"));
         var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, metadata.RuntimeStatus);
-        Assert.True(steps.TrainCalls >= 4, $"{steps.TrainCalls} TrainInterval calls (one failed and was retried)");
+        Assert.True(trainCalls >= 4, $"{trainCalls} TrainInterval calls (one failed and was retried)");
         var keys = (await OrchestrationTestKit.JournalAsync(store, runId)).Select(e => (string)e["key"]!).ToList();
         Assert.Equal(keys.Count, keys.Distinct().Count());
         Assert.Equal(3, keys.Count(k => k.StartsWith("epoch-")));
-    }
-
-    private sealed class CorruptAfterInit(IRunSteps inner, IArtifactStore store) : DelegatingRunSteps(inner)
-    {
-        public override async Task<InitializeRunResult> InitializeRunAsync(InitializeRunInput input, CancellationToken ct = default)
-        {
-            var result = await base.InitializeRunAsync(input, ct);
-            await store.WriteAsync(result.Checkpoint.Model, "not a checkpoint at all"u8.ToArray(), null, ct);
-            return result;
-        }
     }
 
     [Fact]
     public async Task ACorruptCheckpointFailsTheRunAtOnceWithAClearMessage()
     {
         var store = Store();
-        await using var engine = await OrchestrationTestKit.StartEngineAsync(new CorruptAfterInit(new RunSteps(store), store));
+        var activities = ActivityTable.For(new RunSteps(store)).Wrap<InitializeRunInput, InitializeRunResult>(
+            InitializeRunStep.Name, async (input, initialize) =>
+            {
+                var result = await initialize(input);
+                await store.WriteAsync(result.Checkpoint.Model, "not a checkpoint at all"u8.ToArray());
+                return result;
+            });
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(activities);
         string runId = await new RunsService(engine.Client, store).StartAsync(OrchestrationTestKit.TinyGrowth(),
             NewRunId("corrupt"));
         var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId, TimeSpan.FromMinutes(1));
@@ -347,7 +336,11 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         var store = Store();
         var runId = NewRunId("resume");
         // First life: fails at its third training step (after at least one growth cycle was journaled).
-        var failing = new FailFrom(new RunSteps(store), 3);
+        int calls = 0;
+        var failing = ActivityTable.For(new RunSteps(store)).Wrap<TrainIntervalInput, TrainIntervalResult>(
+            TrainIntervalStep.Name, (input, train) => Interlocked.Increment(ref calls) >= 3
+                ? throw new ScaleGrowException("simulated permanent failure")
+                : train(input));
         await using (var engine = await OrchestrationTestKit.StartEngineAsync(failing))
         {
             await new RunsService(engine.Client, store).StartAsync(OrchestrationTestKit.TinyGrowth(maxEpochs: 4), runId);
@@ -371,18 +364,6 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         // Growth cycles completed before the failure were not redone.
         foreach (var e in before.Where(e => (string?)e["kind"] is "growth" or "state"))
             Assert.Equal((string?)e["writtenAt"], (string?)after.Single(a => (string?)a["key"] == (string?)e["key"])["writtenAt"]);
-    }
-
-    private sealed class FailFrom(IRunSteps inner, int call) : DelegatingRunSteps(inner)
-    {
-        private int _calls;
-
-        public override Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input, CancellationToken ct = default)
-        {
-            if (Interlocked.Increment(ref _calls) >= call)
-                throw new ScaleGrowException("simulated permanent failure");
-            return base.TrainIntervalAsync(input, ct);
-        }
     }
 
     [Fact]

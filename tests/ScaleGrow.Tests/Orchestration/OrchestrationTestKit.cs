@@ -31,9 +31,12 @@ internal static class OrchestrationTestKit
         MeasureLatency = false,
     };
 
-    public static Task<DurableTaskTestHost> StartEngineAsync(IRunSteps steps, UploadSteps? uploads = null,
-        ScaleGrow.Sweeps.SweepSteps? sweeps = null) =>
-        DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, steps, uploads, sweeps));
+    public static Task<DurableTaskTestHost> StartEngineAsync(RunSteps steps, UploadSteps? uploads = null,
+        ScaleGrow.Sweeps.SweepSteps? sweeps = null) => StartEngineAsync(ActivityTable.For(steps, uploads, sweeps));
+
+    /// <summary>The engine with a table of activities (a test may have wrapped some to inject faults).</summary>
+    public static Task<DurableTaskTestHost> StartEngineAsync(ActivityTable activities) =>
+        DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, activities));
 
     /// <summary>
     /// A sweep over <see cref="TinyGrowth"/> trials (each a few seconds): <paramref name="axes"/> and any further
@@ -65,34 +68,4 @@ internal static class OrchestrationTestKit
 
     public static async Task<IReadOnlyList<JsonObject>> JournalAsync(IArtifactStore store, string runId) =>
         await new RunJournal(store, runId).EntriesAsync();
-}
-
-/// <summary>Passes every step to the real <see cref="RunSteps"/>; subclasses inject faults into chosen steps.</summary>
-internal class DelegatingRunSteps(IRunSteps inner) : IRunSteps
-{
-    public virtual Task<InitializeRunResult> InitializeRunAsync(InitializeRunInput input, CancellationToken ct = default) =>
-        inner.InitializeRunAsync(input, ct);
-    public virtual Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input, CancellationToken ct = default) =>
-        inner.TrainIntervalAsync(input, ct);
-    public virtual Task<ImportanceReport> ScoreImportanceAsync(ScoreImportanceInput input, CancellationToken ct = default) =>
-        inner.ScoreImportanceAsync(input, ct);
-    public virtual Task<InsertModuleResult> InsertModuleAsync(InsertModuleInput input, CancellationToken ct = default) =>
-        inner.InsertModuleAsync(input, ct);
-    public virtual Task<RunCheckpoint> MigrateOptimizerAsync(MigrateOptimizerInput input, CancellationToken ct = default) =>
-        inner.MigrateOptimizerAsync(input, ct);
-    public virtual Task<MergeBranchesResult> MergeBranchesAsync(MergeBranchesInput input, CancellationToken ct = default) =>
-        inner.MergeBranchesAsync(input, ct);
-    public Task RecordProgressAsync(GrowthRunState state, CancellationToken ct = default) =>
-        inner.RecordProgressAsync(state, ct);
-    public virtual Task<FuseResult> FuseAsync(FuseInput input, CancellationToken ct = default) => inner.FuseAsync(input, ct);
-    public virtual Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken ct = default) =>
-        inner.EvaluateAsync(input, ct);
-    public virtual Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken ct = default) =>
-        inner.ExpandAsync(input, ct);
-    public virtual Task<QuantizeModelResult> QuantizeModelAsync(QuantizeModelInput input, CancellationToken ct = default) =>
-        inner.QuantizeModelAsync(input, ct);
-    public virtual Task<ExportModelResult> ExportModelAsync(ExportModelInput input, CancellationToken ct = default) =>
-        inner.ExportModelAsync(input, ct);
-    public virtual Task<RunSummary> FinalizeAsync(FinalizeInput input, CancellationToken ct = default) =>
-        inner.FinalizeAsync(input, ct);
 }

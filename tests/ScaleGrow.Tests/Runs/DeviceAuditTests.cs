@@ -34,7 +34,7 @@ public class DeviceAuditTests
         var store = new LocalFolderArtifactStore(folder);
         await RunSteps.SubmitAsync(store, runId, spec);
         var runner = new DirectOrchestrationRunner();
-        ScaleGrowTasks.Activities(runner, new RunSteps(store) { DeviceOverride = ComputeDevice.CpuFloat64 });
+        ActivityTable.For(new RunSteps(store) { DeviceOverride = ComputeDevice.CpuFloat64 }).AddTo(runner);
         var summary = await runner.RunAsync<GrowthRunInput, RunSummary>(runId, new GrowthRunInput(runId, null),
             GrowthOrchestration.RunAsync);
         return (summary!, await OrchestrationTestKit.JournalAsync(store, runId), store);

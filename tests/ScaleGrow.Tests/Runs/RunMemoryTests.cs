@@ -16,25 +16,17 @@ namespace ScaleGrow.Tests.Runs;
 /// </summary>
 public class RunMemoryTests(ITestOutputHelper output)
 {
-    /// <summary>Records resident memory after every step.</summary>
-    private sealed class MeasuringSteps(IRunSteps inner, List<(string Step, long Bytes)> samples) : DelegatingRunSteps(inner)
-    {
-        private async Task<T> Measured<T>(string step, Task<T> run)
+    /// <summary>Records resident memory after each call of the named activity.</summary>
+    private static ActivityTable Measured<TInput, TResult>(ActivityTable table, string name,
+        Func<TInput, string> label, List<(string Step, long Bytes)> samples) =>
+        table.Wrap<TInput, TResult>(name, async (input, run) =>
         {
-            var r = await run;
+            var r = await run(input);
             GC.Collect();
             GC.WaitForPendingFinalizers();
-            lock (samples) samples.Add((step, Environment.WorkingSet));
+            lock (samples) samples.Add((label(input), Environment.WorkingSet));
             return r;
-        }
-
-        public override Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input, CancellationToken ct = default) =>
-            Measured($"train {input.Position.Epoch}", base.TrainIntervalAsync(input, ct));
-        public override Task<InsertModuleResult> InsertModuleAsync(InsertModuleInput input, CancellationToken ct = default) =>
-            Measured("insert", base.InsertModuleAsync(input, ct));
-        public override Task<EvaluationResult> EvaluateAsync(EvaluateInput input, CancellationToken ct = default) =>
-            Measured("evaluate", base.EvaluateAsync(input, ct));
-    }
+        });
 
     [Fact]
     public async Task ResidentMemoryStaysFlatWhileAModelGrows()
@@ -52,7 +44,12 @@ public class RunMemoryTests(ITestOutputHelper output)
             };
             await RunSteps.SubmitAsync(store, "memory", spec);
             var runner = new DirectOrchestrationRunner();
-            ScaleGrowTasks.Activities(runner, new MeasuringSteps(new RunSteps(store), samples));
+            var table = ActivityTable.For(new RunSteps(store));
+            Measured<TrainIntervalInput, TrainIntervalResult>(table, TrainIntervalStep.Name,
+                i => $"train {i.Position.Epoch}", samples);
+            Measured<InsertModuleInput, InsertModuleResult>(table, InsertModuleStep.Name, _ => "insert", samples);
+            Measured<EvaluateInput, EvaluationResult>(table, EvaluateStep.Name, _ => "evaluate", samples);
+            table.AddTo(runner);
             var summary = await runner.RunAsync<GrowthRunInput, RunSummary>("memory", new GrowthRunInput("memory", null),
                 GrowthOrchestration.RunAsync);
 

@@ -1,8 +1,8 @@
-using System.Diagnostics;
-using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
 using ScaleGrow.Training;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
 using TorchSharp;
 
 namespace ScaleGrow.Runs;
@@ -10,25 +10,19 @@ namespace ScaleGrow.Runs;
 /// <summary>Reported after every training batch of a run (for live progress displays).</summary>
 public sealed record TrainingProgress(string RunId, int Epoch, int Batch, int Batches, double Loss, double LearningRate);
 
-public sealed partial class RunSteps
-{
-    /// <summary>
-    /// What the optimizer steps: every parameter, except in a scale run with <c>trainAdaptersOnly</c> once the model is
-    /// expanded, where the shared weights are frozen and only the per-instance parameters train. Decided from the
-    /// spec and the model's spec at every step, so nothing about freezing has to live in the checkpoint.
-    /// </summary>
-    private static IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> TrainableParameters(RunSpec spec,
-        IScaleGrowModel model)
-    {
-        bool expanded = model.Spec is ScaleGrow.Scaling.ILayeredSpec layered &&
-                        layered.Layers.Any(l => l.SharesWith is not null || l.Adapter is not null);
-        if (spec.Kind == RunKind.Scale && spec.Scale?.Expansion.TrainAdaptersOnly == true && expanded)
-            return ScaleGrow.Scaling.ScaleNetExpander.TrainableParameters(model, adaptersOnly: true);
-        return model.Module.named_parameters();
-    }
+public sealed record TrainIntervalInput(string RunId, RunCheckpoint Checkpoint, int Step, TrainingPosition Position,
+    int UntilEpoch, ScheduleSegment Schedule, string Phase, double MaxSeconds);
 
-    /// <summary>Receives per-batch progress of training steps run in this process (optional).</summary>
-    public IProgress<TrainingProgress>? Progress { get; init; }
+public sealed record TrainIntervalResult(RunCheckpoint Checkpoint, TrainingPosition Position,
+    IReadOnlyList<EpochRecord> Epochs, bool StopRequested, bool DeleteRequested, string? Device = null);
+
+/// <summary>
+/// The <c>TrainInterval</c> activity (see <see cref="RunAsync"/>).
+/// </summary>
+public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput, TrainIntervalResult>(run)
+{
+    /// <summary>The activity's name, as the orchestrations call it and the service documents it.</summary>
+    public const string Name = "TrainInterval";
 
     /// <summary>
     /// Trains from <see cref="TrainIntervalInput.Position"/> up to <see cref="TrainIntervalInput.UntilEpoch"/>,
@@ -37,31 +31,31 @@ public sealed partial class RunSteps
     /// says where to continue; batch order and augmentation replay exactly). It also stops between batches when the
     /// run's control flag asks for it (stop or delete), so those take effect within seconds.
     /// </summary>
-    public async Task<TrainIntervalResult> TrainIntervalAsync(TrainIntervalInput input,
+    public override async Task<TrainIntervalResult> RunAsync(TrainIntervalInput input,
         CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
-        var spec = await ReadSpecAsync(input.RunId, cancellationToken);
+        var spec = await Run.ReadSpecAsync(input.RunId, cancellationToken);
         using var lease = RunData.Lease(spec);
         var data = lease.Data;
-        var device = DeviceFor(spec);
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
+        var device = Run.DeviceFor(spec);
+        var (model, metadata) = await Run.LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
             using var optimizer = new NamedOptimizer(TrainableParameters(spec, model), spec.Training);
             using (var state = ModelIO.LoadOptimizer(
-                       await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
+                       await Run.Store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                        input.Checkpoint.Optimizer))
                 optimizer.Import(state, strict: true, source: input.Checkpoint.Optimizer);
             // bf16/fp16: a low-precision working copy trains against the fp32 master (a fresh fp16 loss scaler per
             // activity: see MixedPrecision's remarks on resuming).
-            var precision = PrecisionOn(device, spec.Training.Precision);
+            var precision = Run.PrecisionOn(device, spec.Training.Precision);
             using var mixed = precision == TrainingPrecision.Fp32 ? null
                 : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module, precision);
             long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
             int batches = data.TrainBatchCount(spec.Training.BatchSize);
             var schedule = input.Schedule.For(batches);
-            var control = new ControlFlag(_store, input.RunId, ControlPollSeconds);
+            var control = new ControlFlag(Run.Store, input.RunId, Run.ControlPollSeconds);
             var epochs = new List<EpochRecord>();
             var startBatches = new List<int>();
             var position = input.Position;
@@ -73,7 +67,7 @@ public sealed partial class RunSteps
                 int epoch = position.Epoch, start = position.Batch;
                 var metrics = Trainer.TrainEpoch(model.Module, optimizer, schedule,
                     data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
-                    onBatch: b => Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
+                    onBatch: b => Run.Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
                         b.Loss, b.LearningRate)),
                     loss: data.Loss(spec.Training.LabelSmoothing), device: device,
                     shouldStop: () =>
@@ -116,12 +110,12 @@ public sealed partial class RunSteps
                     device.Name);
             var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
                 RunPaths.StepOptimizer(input.RunId, input.Step));
-            await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, Carried(metadata)), null, cancellationToken);
+            await Run.Store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, RunSteps.Carried(metadata)), null, cancellationToken);
             using (var exported = optimizer.Export())
-                await _store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(exported), null, cancellationToken);
+                await Run.Store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(exported), null, cancellationToken);
             // Journal the epochs only once the checkpoint holding them is written: an entry means "done and kept".
             for (int i = 0; i < epochs.Count; i++)
-                await Journal(input.RunId).UpsertAsync($"epoch-{epochs[i].Epoch:00000}",
+                await Run.Journal(input.RunId).UpsertAsync($"epoch-{epochs[i].Epoch:00000}",
                     EpochEntry(epochs[i], input.Step, startBatches[i]), cancellationToken);
             return new TrainIntervalResult(checkpoint, position, epochs, stop, delete, device.Name);
         }
@@ -129,6 +123,21 @@ public sealed partial class RunSteps
         {
             model.Module.Dispose();
         }
+    }
+
+    /// <summary>
+    /// What the optimizer steps: every parameter, except in a scale run with <c>trainAdaptersOnly</c> once the model is
+    /// expanded, where the shared weights are frozen and only the per-instance parameters train. Decided from the
+    /// spec and the model's spec at every step, so nothing about freezing has to live in the checkpoint.
+    /// </summary>
+    private static IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> TrainableParameters(RunSpec spec,
+        IScaleGrowModel model)
+    {
+        bool expanded = model.Spec is ScaleGrow.Scaling.ILayeredSpec layered &&
+                        layered.Layers.Any(l => l.SharesWith is not null || l.Adapter is not null);
+        if (spec.Kind == RunKind.Scale && spec.Scale?.Expansion.TrainAdaptersOnly == true && expanded)
+            return ScaleGrow.Scaling.ScaleNetExpander.TrainableParameters(model, adaptersOnly: true);
+        return model.Module.named_parameters();
     }
 
     private static JsonObject EpochEntry(EpochRecord r, int step, int startBatch) => new()
@@ -139,33 +148,4 @@ public sealed partial class RunSteps
         ["arch"] = r.Arch, ["parameters"] = r.Parameters, ["resumedAtBatch"] = startBatch, ["device"] = r.Device,
         ["precision"] = r.Precision,
     };
-}
-
-/// <summary>
-/// The run's control flag (<c>runs/{id}/control.json</c>: stop, delete), read at most every few seconds so checking
-/// it between batches costs nothing.
-/// </summary>
-internal sealed class ControlFlag(ScaleGrow.Storage.IArtifactStore store, string runId, double pollSeconds)
-{
-    private readonly Stopwatch _since = Stopwatch.StartNew();
-    private (bool Stop, bool Delete) _last;
-    private bool _read;
-
-    public (bool Stop, bool Delete) Read()
-    {
-        if (_read && _since.Elapsed.TotalSeconds < pollSeconds) return _last;
-        _since.Restart();
-        _read = true;
-        try
-        {
-            var path = RunPaths.Control(runId);
-            if (store.GetInfoAsync(path).GetAwaiter().GetResult() is null) return _last = (false, false);
-            var node = JsonNode.Parse(store.ReadAllBytesAsync(path).GetAwaiter().GetResult());
-            return _last = ((bool?)node?["stop"] ?? false, (bool?)node?["delete"] ?? false);
-        }
-        catch (Exception e) when (e is System.Text.Json.JsonException or IOException)
-        {
-            return _last; // a flag being rewritten right now: look again next time
-        }
-    }
 }

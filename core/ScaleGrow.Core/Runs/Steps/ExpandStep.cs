@@ -6,8 +6,20 @@ using ScaleGrow.Training;
 
 namespace ScaleGrow.Runs;
 
-public sealed partial class RunSteps
+public sealed record ExpandInput(string RunId, RunCheckpoint Checkpoint, int Step);
+
+/// <summary>The expanded model's checkpoint (fresh optimizer state) and its size before and after.</summary>
+public sealed record ExpandResult(RunCheckpoint Checkpoint, string ArchitectureJson, string Arch, long Parameters,
+    long ParametersBefore);
+
+/// <summary>
+/// The <c>Expand</c> activity (see <see cref="RunAsync"/>).
+/// </summary>
+public sealed class ExpandStep(RunSteps run) : RunStep<ExpandInput, ExpandResult>(run)
 {
+    /// <summary>The activity's name, as the orchestrations call it and the service documents it.</summary>
+    public const string Name = "Expand";
+
     /// <summary>
     /// ScaleNet expansion of the run's current model (docs/scalenet.md): deeper by the spec's mapping, new layer
     /// instances sharing the pretrained tensors, per-instance adapters with zero-initialised outputs (so the expanded
@@ -15,11 +27,11 @@ public sealed partial class RunSteps
     /// shared tensors now serve several instances, and the adapters are new); its step count, the learning-rate
     /// schedule's position, is kept. Writes step <c>Step</c>; idempotent.
     /// </summary>
-    public async Task<ExpandResult> ExpandAsync(ExpandInput input, CancellationToken cancellationToken = default)
+    public override async Task<ExpandResult> RunAsync(ExpandInput input, CancellationToken cancellationToken = default)
     {
-        var spec = await ReadSpecAsync(input.RunId, cancellationToken);
+        var spec = await Run.ReadSpecAsync(input.RunId, cancellationToken);
         var options = spec.Scale?.Expansion ?? new ScaleNetOptions();
-        var (model, metadata) = await LoadModelWithMetadataAsync(input.Checkpoint.Model, DeviceFor(spec),
+        var (model, metadata) = await Run.LoadModelWithMetadataAsync(input.Checkpoint.Model, Run.DeviceFor(spec),
             cancellationToken);
         try
         {
@@ -30,16 +42,16 @@ public sealed partial class RunSteps
                 // is a schedule segment that starts at the current epoch, so a step count reset to 0 would hold its
                 // learning rate at the initial value for the whole phase.
                 using var old = ModelIO.LoadOptimizer(
-                    await _store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
+                    await Run.Store.ReadAllBytesAsync(input.Checkpoint.Optimizer, cancellationToken),
                     input.Checkpoint.Optimizer);
                 using var state = OptimizerMigration.Migrate(old, expanded.Module.named_parameters(),
                     OptimizerMigrationStrategy.Fresh);
                 var checkpoint = new RunCheckpoint(input.Step, RunPaths.StepModel(input.RunId, input.Step),
                     RunPaths.StepOptimizer(input.RunId, input.Step));
-                await _store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(expanded, Carried(metadata)), null,
+                await Run.Store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(expanded, RunSteps.Carried(metadata)), null,
                     cancellationToken);
-                await _store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
-                await Journal(input.RunId).UpsertAsync("expand", new JsonObject
+                await Run.Store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
+                await Run.Journal(input.RunId).UpsertAsync("expand", new JsonObject
                 {
                     ["kind"] = "expand", ["step"] = input.Step, ["archBefore"] = expansion.ArchBefore,
                     ["archAfter"] = expansion.ArchAfter, ["mapping"] = options.Mapping.ToString().ToLowerInvariant(),

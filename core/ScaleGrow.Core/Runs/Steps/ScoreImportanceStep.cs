@@ -1,0 +1,53 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ScaleGrow.Checkpoints;
+using ScaleGrow.Data;
+using ScaleGrow.Growth;
+using ScaleGrow.Models;
+using ScaleGrow.Models.Cnn;
+using ScaleGrow.Storage;
+using ScaleGrow.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ScaleGrow.Runs;
+
+public sealed record ScoreImportanceInput(string RunId, RunCheckpoint Checkpoint);
+
+/// <summary>
+/// Scores the blocks and layers of the current model by their norm layers' scales (thesis §3.2), for the
+/// orchestrator to choose where to grow; journals the scores.
+/// </summary>
+public sealed class ScoreImportanceStep(RunSteps run) : RunStep<ScoreImportanceInput, ImportanceReport>(run)
+{
+    /// <summary>The activity's name, as the orchestrations call it and the service documents it.</summary>
+    public const string Name = "ScoreImportance";
+
+    public override async Task<ImportanceReport> RunAsync(ScoreImportanceInput input,
+        CancellationToken cancellationToken = default)
+    {
+        var device = await Run.DeviceForRunAsync(input.RunId, cancellationToken);
+        var model = await Run.LoadModelAsync(input.Checkpoint.Model, device, cancellationToken);
+        try
+        {
+            var report = ImportanceScorer.Score(model);
+            await Run.Journal(input.RunId).UpsertAsync($"importance-{input.Checkpoint.Step:00000}", new JsonObject
+            {
+                ["kind"] = "importance", ["step"] = input.Checkpoint.Step,
+                ["blocks"] = JsonSerializer.SerializeToNode(report.Blocks.Select(b => new[] { b.Index, b.Score })),
+                ["layers"] = JsonSerializer.SerializeToNode(report.Layers.ToDictionary(l => $"L{l.LayerId}", l => l.Score)),
+                ["device"] = ComputeDevice.Of(model.Module).Name,
+            }, cancellationToken);
+            return report;
+        }
+        finally
+        {
+            model.Module.Dispose();
+        }
+    }
+}
