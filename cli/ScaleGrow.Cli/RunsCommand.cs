@@ -64,8 +64,8 @@ public static class RunsCommand
                                         $"epochs {info.Epochs} growths {info.Growths}" +
                                         (info.Accuracy is { } a ? $" accuracy {a:P2}" : ""));
                 foreach (var e in info.Epochs > 0 ? await catalog.EpochsAsync(runId!) : [])
-                    output.Human.MarkupLine($"  epoch {(int)e["epoch"]! + 1,3} {(string?)e["phase"],-9} " +
-                                            $"{Markup.Escape((string?)e["arch"] ?? ""),-16} val acc {(double)e["validationAccuracy"]!:P2}");
+                    output.Human.MarkupLine($"  epoch {e.Epoch + 1,3} {e.Phase,-9} " +
+                                            $"{Markup.Escape(e.Arch),-16} val acc {e.ValidationAccuracy:P2}");
                 output.Result(JsonSerializer.SerializeToNode(info, CliJson.Default.RunListing)!.AsObject());
                 return 0;
             }

@@ -61,8 +61,8 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store, 
         if (metadata is null) return null;
         IReadOnlyList<JsonObject>? history = null;
         if (withHistory)
-            history = (await new RunJournal(store, runId).EntriesAsync(cancellationToken))
-                .Where(e => (string?)e["kind"] is "epoch" or "growth" or "evaluate").ToList();
+            history = (await new RunJournal(store, runId).RunEntriesAsync(cancellationToken))
+                .Where(e => e is EpochEntry or GrowthEntry or EvaluateEntry).Select(RunJournal.ToJson).ToList();
         return View(runId, metadata, history);
     }
 
@@ -173,9 +173,8 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store, 
 
     public async Task<GrowthRunState?> LastStateAsync(string runId, CancellationToken cancellationToken)
     {
-        var entries = await new RunJournal(store, runId).EntriesAsync(cancellationToken);
-        var last = entries.Where(e => (string?)e["kind"] == "state").MaxBy(e => (int?)e["step"] ?? -1);
-        return last?["state"]?.Deserialize(OrchestrationJson.Default.GrowthRunState);
+        var entries = await new RunJournal(store, runId).RunEntriesAsync(cancellationToken);
+        return entries.OfType<StateEntry>().MaxBy(e => e.Step)?.State;
     }
 
     private static RunView View(string runId, OrchestrationMetadata m, IReadOnlyList<JsonObject>? history) => new()

@@ -44,7 +44,7 @@ public sealed class RunCatalog(IArtifactStore store)
     {
         RunPaths.ValidateRunId(runId);
         if (await store.GetInfoAsync(RunPaths.Spec(runId), cancellationToken) is null) return null;
-        var journal = await new RunJournal(store, runId).EntriesAsync(cancellationToken);
+        var journal = await new RunJournal(store, runId).RunEntriesAsync(cancellationToken);
         string reportPath = RunPaths.Final(runId, "report.json");
         JsonNode? report = await store.GetInfoAsync(reportPath, cancellationToken) is null
             ? null
@@ -55,12 +55,12 @@ public sealed class RunCatalog(IArtifactStore store)
         string status = report is not null ? "completed"
             : (bool?)control?["stop"] == true ? "stopping"
             : journal.Count == 0 ? "submitted" : "incomplete";
-        var epochs = journal.Where(e => (string?)e["kind"] == "epoch").ToList();
+        var epochs = journal.OfType<EpochEntry>().ToList();
         string? arch = (string?)report?["arch"]
-                       ?? (string?)journal.Where(e => (string?)e["kind"] == "growth").LastOrDefault()?["action"]?["archAfter"]
-                       ?? (string?)journal.FirstOrDefault(e => (string?)e["kind"] == "initialize")?["arch"];
-        double? accuracy = (double?)report?["accuracy"] ?? (double?)epochs.LastOrDefault()?["validationAccuracy"];
-        return new RunListing(runId, status, arch, epochs.Count, journal.Count(e => (string?)e["kind"] == "growth"),
+                       ?? journal.OfType<GrowthEntry>().LastOrDefault()?.Action.ArchAfter
+                       ?? journal.OfType<InitializeEntry>().FirstOrDefault()?.Arch;
+        double? accuracy = (double?)report?["accuracy"] ?? epochs.LastOrDefault()?.ValidationAccuracy;
+        return new RunListing(runId, status, arch, epochs.Count, journal.OfType<GrowthEntry>().Count(),
             accuracy, (string?)report?["stopReason"], report is null ? null : reportPath)
         {
             Sweep = Sweeps.SweepPaths.ParseTrialId(runId) is { } trial
@@ -69,9 +69,9 @@ public sealed class RunCatalog(IArtifactStore store)
         };
     }
 
-    public async Task<IReadOnlyList<JsonObject>> EpochsAsync(string runId, CancellationToken cancellationToken = default) =>
-        (await new RunJournal(store, runId).EntriesAsync(cancellationToken))
-        .Where(e => (string?)e["kind"] == "epoch").OrderBy(e => (int)e["epoch"]!).ToList();
+    public async Task<IReadOnlyList<EpochEntry>> EpochsAsync(string runId, CancellationToken cancellationToken = default) =>
+        (await new RunJournal(store, runId).RunEntriesAsync(cancellationToken))
+        .OfType<EpochEntry>().OrderBy(e => e.Epoch).ToList();
 
     public Task RequestStopAsync(string runId, CancellationToken cancellationToken = default) =>
         WriteControlAsync(store, runId, stop: true, delete: false, cancellationToken);

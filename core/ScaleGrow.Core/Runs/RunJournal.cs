@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using ScaleGrow.Storage;
 
 namespace ScaleGrow.Runs;
@@ -41,11 +42,60 @@ public sealed class RunJournal(IArtifactStore store, string runId)
         }
     }
 
+    /// <summary>Upserts a typed run entry (its <c>kind</c> comes from its type, see <see cref="RunJournalEntry"/>).</summary>
+    public Task UpsertAsync(string key, RunJournalEntry entry, CancellationToken cancellationToken = default) =>
+        UpsertAsync(key, entry, RunStepsJson.Default.RunJournalEntry, cancellationToken);
+
+    /// <summary>Upserts a typed entry of any journal's hierarchy (a sweep's: <c>Sweeps.SweepJournalEntry</c>).</summary>
+    public Task UpsertAsync<TEntry>(string key, TEntry entry, JsonTypeInfo<TEntry> type,
+        CancellationToken cancellationToken = default) =>
+        UpsertAsync(key, JsonSerializer.SerializeToNode(entry, type)!.AsObject(), cancellationToken);
+
+    /// <summary>The entries as stored: the journal's file format (reports and the HTTP API pass them on as JSON).</summary>
     public async Task<IReadOnlyList<JsonObject>> EntriesAsync(CancellationToken cancellationToken = default)
     {
         var (_, journal) = await ReadAsync(cancellationToken);
         return journal["entries"]!.AsArray().Select(e => e!.AsObject()).ToList();
     }
+
+    /// <summary>A run's entries, typed by kind (<c>journal.OfType&lt;GrowthEntry&gt;()</c>).</summary>
+    public Task<IReadOnlyList<RunJournalEntry>> RunEntriesAsync(CancellationToken cancellationToken = default) =>
+        EntriesAsync(RunStepsJson.Default.RunJournalEntry, cancellationToken);
+
+    /// <summary>The entries, typed by kind in <typeparamref name="TEntry"/>'s hierarchy.</summary>
+    public async Task<IReadOnlyList<TEntry>> EntriesAsync<TEntry>(JsonTypeInfo<TEntry> type,
+        CancellationToken cancellationToken = default) =>
+        (await EntriesAsync(cancellationToken)).Select(e => Read(e, type, _path)).ToList();
+
+    /// <summary>One stored entry, typed; a malformed one is a <see cref="CheckpointFormatException"/> naming it.</summary>
+    public static TEntry Read<TEntry>(JsonObject entry, JsonTypeInfo<TEntry> type, string source)
+    {
+        try
+        {
+            // A kind this version does not know (a newer writer's, or another journal's) reads as the base entry:
+            // System.Text.Json's fallback covers writing unknown types only, not reading unknown discriminators.
+            var known = type.PolymorphismOptions?.DerivedTypes.Select(d => d.TypeDiscriminator as string);
+            if (Text(entry["kind"]) is { } kind && known is not null && !known.Contains(kind))
+            {
+                var plain = entry.DeepClone().AsObject();
+                plain.Remove("kind");
+                entry = plain;
+            }
+            return entry.Deserialize(type) ?? throw new CheckpointFormatException($"{source}: a journal entry is null");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException)
+        {
+            throw new CheckpointFormatException($"{source}: journal entry '{Text(entry["key"])}' is not a valid " +
+                                                $"{Text(entry["kind"])} entry: {e.Message}");
+        }
+    }
+
+    private static string? Text(JsonNode? node) =>
+        node is JsonValue v && v.TryGetValue<string>(out var s) ? s : node?.ToJsonString();
+
+    /// <summary>A typed run entry as the journal stores it.</summary>
+    public static JsonObject ToJson(RunJournalEntry entry) =>
+        JsonSerializer.SerializeToNode(entry, RunStepsJson.Default.RunJournalEntry)!.AsObject();
 
     /// <summary>The journal and the ETag it was read at (null: no journal yet).</summary>
     private async Task<(string? ETag, JsonObject Journal)> ReadAsync(CancellationToken cancellationToken)
@@ -66,7 +116,7 @@ public sealed class RunJournal(IArtifactStore store, string runId)
                 throw new CheckpointFormatException($"{_path}: not a run journal (no entries array)");
             return (content.Info.ETag, journal);
         }
-        catch (System.Text.Json.JsonException e)
+        catch (JsonException e)
         {
             throw new CheckpointFormatException($"{_path}: the journal is not valid JSON: {e.Message}");
         }

@@ -9,33 +9,34 @@ namespace ScaleGrow.Runs;
 /// </summary>
 public static class RunReport
 {
-    public static JsonObject Build(string runId, RunSpec spec, IReadOnlyList<JsonObject> journal,
+    public static JsonObject Build(string runId, RunSpec spec, IReadOnlyList<RunJournalEntry> journal,
         EvaluationResult evaluation, FuseResult? fused, string? stopReason, double wallSeconds)
     {
-        var epochs = journal.Where(e => (string?)e["kind"] == "epoch").OrderBy(e => (int)e["epoch"]!).ToList();
-        var growths = journal.Where(e => (string?)e["kind"] == "growth").OrderBy(e => (int)e["step"]!).ToList();
-        var importance = journal.Where(e => (string?)e["kind"] == "importance")
-            .ToDictionary(e => (int)e["step"]!, e => e);
-        var init = journal.FirstOrDefault(e => (string?)e["kind"] == "initialize");
+        var epochs = journal.OfType<EpochEntry>().OrderBy(e => e.Epoch).ToList();
+        var growths = journal.OfType<GrowthEntry>().OrderBy(e => e.Step).ToList();
+        var importance = journal.OfType<ImportanceEntry>().ToDictionary(e => e.Step);
+        var init = journal.OfType<InitializeEntry>().FirstOrDefault();
         var history = new JsonArray();
-        int previousStep = (int?)init?["step"] ?? 0;
         foreach (var g in growths)
         {
-            var entry = g.DeepClone().AsObject();
+            var entry = RunJournal.ToJson(g);
             // The scores that decided this growth were taken on the checkpoint it grew from.
-            var scored = importance.Where(kv => kv.Key < (int)g["step"]!).OrderByDescending(kv => kv.Key)
+            var scored = importance.Where(kv => kv.Key < g.Step).OrderByDescending(kv => kv.Key)
                 .Select(kv => kv.Value).FirstOrDefault();
             if (scored is not null)
-                entry["importance"] = new JsonObject { ["blocks"] = scored["blocks"]?.DeepClone(),
-                    ["layers"] = scored["layers"]?.DeepClone() };
+            {
+                var scores = RunJournal.ToJson(scored);
+                entry["importance"] = new JsonObject { ["blocks"] = scores["blocks"]?.DeepClone(),
+                    ["layers"] = scores["layers"]?.DeepClone() };
+            }
             history.Add(entry);
         }
         var phaseSeconds = new JsonObject();
-        foreach (var group in epochs.GroupBy(e => (string?)e["phase"] ?? "train"))
-            phaseSeconds[group.Key] = group.Sum(e => (double)e["seconds"]!);
-        var expansion = journal.FirstOrDefault(e => (string?)e["kind"] == "expand");
-        string finalArch = growths.Count > 0 ? (string)growths[^1]["action"]!["archAfter"]!
-            : (string?)expansion?["archAfter"] ?? (string?)init?["arch"] ?? "";
+        foreach (var group in epochs.GroupBy(e => e.Phase ?? "train"))
+            phaseSeconds[group.Key] = group.Sum(e => e.Seconds);
+        var expansion = journal.OfType<ExpandEntry>().FirstOrDefault();
+        string finalArch = growths.Count > 0 ? growths[^1].Action.ArchAfter
+            : expansion?.ArchAfter ?? init?.Arch ?? "";
         return new JsonObject
         {
             ["runId"] = runId,
@@ -58,9 +59,9 @@ public static class RunReport
             ["device"] = new JsonObject
             {
                 ["requested"] = spec.Device,
-                ["training"] = new JsonArray(epochs.Select(e => (string?)e["device"]).OfType<string>().Distinct()
+                ["training"] = new JsonArray(epochs.Select(e => e.Device).OfType<string>().Distinct()
                     .Select(d => (JsonNode)d).ToArray()),
-                ["fusion"] = fused?.Device ?? (string?)journal.LastOrDefault(e => (string?)e["kind"] == "fuse")?["device"],
+                ["fusion"] = fused?.Device ?? journal.OfType<FuseEntry>().LastOrDefault()?.Device,
                 ["evaluation"] = evaluation.Device,
                 ["threads"] = evaluation.Threads,
             },
@@ -69,27 +70,27 @@ public static class RunReport
             ["wallSeconds"] = wallSeconds,
             ["secondsByPhase"] = phaseSeconds,
             ["growthHistory"] = history,
-            ["epochHistory"] = new JsonArray(epochs.Select(e => (JsonNode)e.DeepClone()).ToArray()),
+            ["epochHistory"] = new JsonArray(epochs.Select(e => (JsonNode)RunJournal.ToJson(e)).ToArray()),
         };
     }
 
-    public static byte[] Curves(IReadOnlyList<JsonObject> journal, string title)
+    public static byte[] Curves(IReadOnlyList<RunJournalEntry> journal, string title)
     {
-        var epochs = journal.Where(e => (string?)e["kind"] == "epoch").OrderBy(e => (int)e["epoch"]!).ToList();
+        var epochs = journal.OfType<EpochEntry>().OrderBy(e => e.Epoch).ToList();
         var plot = new Plot();
         if (epochs.Count > 0)
         {
-            double[] x = epochs.Select(e => (double)(int)e["epoch"]! + 1).ToArray();
-            var accuracy = plot.Add.Scatter(x, epochs.Select(e => 100 * (double)e["validationAccuracy"]!).ToArray());
+            double[] x = epochs.Select(e => e.Epoch + 1.0).ToArray();
+            var accuracy = plot.Add.Scatter(x, epochs.Select(e => 100 * e.ValidationAccuracy).ToArray());
             accuracy.LegendText = "validation accuracy (%)";
-            var parameters = plot.Add.Scatter(x, epochs.Select(e => (double)(long)e["parameters"]! / 1e3).ToArray());
+            var parameters = plot.Add.Scatter(x, epochs.Select(e => e.Parameters / 1e3).ToArray());
             parameters.LegendText = "parameters (K, unfused)";
             parameters.Axes.YAxis = plot.Axes.Right;
             plot.Axes.Right.Label.Text = "parameters (K)";
-            foreach (var g in journal.Where(e => (string?)e["kind"] == "growth"))
+            foreach (var g in journal.OfType<GrowthEntry>())
             {
-                if (g["epoch"] is null) continue;
-                var line = plot.Add.VerticalLine((int)g["epoch"]!, 1, (string?)g["action"]?["kind"] == "width"
+                if (g.Epoch is not { } epoch) continue;
+                var line = plot.Add.VerticalLine(epoch, 1, g.Action.Kind == Growth.GrowthKind.Width
                     ? Colors.Orange : Colors.Gray);
                 line.LinePattern = LinePattern.Dashed;
             }

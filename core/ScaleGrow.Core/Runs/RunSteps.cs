@@ -135,8 +135,10 @@ public sealed class RunSteps
             .ToDictionary(kv => kv.Key, kv => kv.Value);
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true,
+    AllowOutOfOrderMetadataProperties = true)]
 [JsonSerializable(typeof(GrowthAction))]
+[JsonSerializable(typeof(RunJournalEntry))]
 [JsonSerializable(typeof(GrowthRunState))]
 [JsonSerializable(typeof(EvaluationResult))]
 [JsonSerializable(typeof(QuantizeModelResult))]

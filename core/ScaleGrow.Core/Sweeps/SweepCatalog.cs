@@ -108,8 +108,9 @@ public sealed class SweepCatalog(IArtifactStore store)
         bool done = await store.GetInfoAsync(results, cancellationToken) is not null;
         var control = await store.GetInfoAsync(RunPaths.Control(sweepId), cancellationToken) is null ? null
             : JsonNode.Parse(await store.ReadAllBytesAsync(RunPaths.Control(sweepId), cancellationToken));
-        var journal = await new RunJournal(store, sweepId).EntriesAsync(cancellationToken);
-        int recorded = journal.Count(e => (string?)e["kind"] == "trial");
+        var journal = await new RunJournal(store, sweepId).EntriesAsync(SweepJson.Default.SweepJournalEntry,
+            cancellationToken);
+        int recorded = journal.OfType<TrialEntry>().Count();
         int total = 0;
         try
         {

@@ -44,11 +44,12 @@ public sealed class SweepSteps(IArtifactStore store)
         var spec = await ReadSpecAsync(input.SweepId, cancellationToken);
         var journal = new RunJournal(store, input.SweepId);
         // The first start's time stays: a resumed sweep's wall-clock budget counts from when it began.
-        var started = (await journal.EntriesAsync(cancellationToken)).FirstOrDefault(e => (string?)e["kind"] == "started");
-        DateTime startedUtc = started is null ? DateTime.UtcNow : DateTime.Parse((string)started["at"]!).ToUniversalTime();
+        var started = (await journal.EntriesAsync(SweepJson.Default.SweepJournalEntry, cancellationToken))
+            .OfType<SweepStartedEntry>().FirstOrDefault();
+        DateTime startedUtc = started is null ? DateTime.UtcNow : DateTime.Parse(started.At).ToUniversalTime();
         if (started is null)
-            await journal.UpsertAsync("started", new JsonObject { ["kind"] = "started", ["at"] = startedUtc.ToString("O") },
-                cancellationToken);
+            await journal.UpsertAsync<SweepJournalEntry>("started", new SweepStartedEntry(startedUtc.ToString("O")),
+                SweepJson.Default.SweepJournalEntry, cancellationToken);
         int trials = (int)Math.Min(spec.TrialCount, spec.BudgetTrials ?? int.MaxValue);
         return new SweepPlan(trials, spec.Parallel, spec.BudgetWallClockSeconds, startedUtc, spec.EarlyStopping);
     }
@@ -81,9 +82,8 @@ public sealed class SweepSteps(IArtifactStore store)
         else
         {
             // Started by an earlier process: continue from its own last growth cycle, under a new instance id.
-            var entries = await new RunJournal(store, runId).EntriesAsync(cancellationToken);
-            var last = entries.Where(e => (string?)e["kind"] == "state").MaxBy(e => (int?)e["step"] ?? -1);
-            state = last?["state"]?.Deserialize(SweepJson.Default.GrowthRunState);
+            var entries = await new RunJournal(store, runId).RunEntriesAsync(cancellationToken);
+            state = entries.OfType<StateEntry>().MaxBy(e => e.Step)?.State;
             string? previous = await store.GetInfoAsync(instancePath, cancellationToken) is null ? null
                 : (string?)JsonNode.Parse(await store.ReadAllBytesAsync(instancePath, cancellationToken))?["instanceId"];
             if (previous is not null)
@@ -131,7 +131,7 @@ public sealed class SweepSteps(IArtifactStore store)
             : "completed";
         var epochs = report?["epochHistory"]?.AsArray().Select(e => (double)e!["validationAccuracy"]!).ToList()
                      ?? (await new RunCatalog(store).EpochsAsync(runId, cancellationToken))
-                     .Select(e => (double)e["validationAccuracy"]!).ToList();
+                     .Select(e => e.ValidationAccuracy).ToList();
         var trial = new SweepTrialResult
         {
             Index = input.Index, RunId = runId, Status = status,
@@ -159,11 +159,8 @@ public sealed class SweepSteps(IArtifactStore store)
                 JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }), null,
                 cancellationToken);
         }
-        await new RunJournal(store, input.SweepId).UpsertAsync($"trial-{input.Index:000}", new JsonObject
-        {
-            ["kind"] = "trial", ["index"] = input.Index,
-            ["trial"] = JsonSerializer.SerializeToNode(trial, SweepJson.Default.SweepTrialResult),
-        }, cancellationToken);
+        await new RunJournal(store, input.SweepId).UpsertAsync<SweepJournalEntry>($"trial-{input.Index:000}",
+            new TrialEntry(input.Index, trial), SweepJson.Default.SweepJournalEntry, cancellationToken);
         var control = await ControlAsync(input.SweepId, cancellationToken);
         return new RecordTrialResult(trial, control.Delete);
     }
@@ -201,10 +198,9 @@ public sealed class SweepSteps(IArtifactStore store)
     public async Task<IReadOnlyList<SweepTrialResult>> TrialsAsync(string sweepId, SweepSpec spec,
         CancellationToken cancellationToken = default)
     {
-        var recorded = (await new RunJournal(store, sweepId).EntriesAsync(cancellationToken))
-            .Where(e => (string?)e["kind"] == "trial")
-            .Select(e => e["trial"]!.Deserialize(SweepJson.Default.SweepTrialResult)!)
-            .ToDictionary(t => t.Index);
+        var recorded = (await new RunJournal(store, sweepId).EntriesAsync(SweepJson.Default.SweepJournalEntry,
+                cancellationToken))
+            .OfType<TrialEntry>().Select(e => e.Trial).ToDictionary(t => t.Index);
         int count = (int)Math.Min(spec.TrialCount, spec.BudgetTrials ?? int.MaxValue);
         var list = new List<SweepTrialResult>();
         for (int i = 0; i < (int)spec.TrialCount; i++)
@@ -222,9 +218,9 @@ public sealed class SweepSteps(IArtifactStore store)
 
     private async Task<SweepTrialResult?> RecordedAsync(string sweepId, int index, CancellationToken cancellationToken)
     {
-        var entry = (await new RunJournal(store, sweepId).EntriesAsync(cancellationToken))
-            .FirstOrDefault(e => (string?)e["key"] == $"trial-{index:000}");
-        var trial = entry?["trial"]?.Deserialize(SweepJson.Default.SweepTrialResult);
+        var trial = (await new RunJournal(store, sweepId).EntriesAsync(SweepJson.Default.SweepJournalEntry,
+                cancellationToken))
+            .OfType<TrialEntry>().FirstOrDefault(e => e.Key == $"trial-{index:000}")?.Trial;
         // A trial the sweep deleted or failed to record completely is prepared again; everything else is final.
         return trial is { Status: not "deleted" } ? trial : null;
     }
@@ -239,7 +235,8 @@ public sealed class SweepSteps(IArtifactStore store)
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, AllowOutOfOrderMetadataProperties = true)]
 [JsonSerializable(typeof(SweepTrialResult))]
+[JsonSerializable(typeof(SweepJournalEntry))]
 [JsonSerializable(typeof(GrowthRunState))]
 internal partial class SweepJson : JsonSerializerContext;

@@ -63,11 +63,7 @@ public sealed class EvaluateStep(RunSteps run) : RunStep<EvaluateInput, Evaluati
         {
             var result = Evaluation.Evaluate(model, data, spec.Training.EvalBatchSize,
                 input.MeasureLatency && spec.MeasureLatency, cancellationToken, device);
-            await Run.Journal(input.RunId).UpsertAsync("evaluate", new JsonObject
-            {
-                ["kind"] = "evaluate", ["model"] = input.Model,
-                ["result"] = JsonSerializer.SerializeToNode(result, RunStepsJson.Default.EvaluationResult),
-            }, cancellationToken);
+            await Run.Journal(input.RunId).UpsertAsync("evaluate", new EvaluateEntry(input.Model, result), cancellationToken);
             return result;
         }
         finally

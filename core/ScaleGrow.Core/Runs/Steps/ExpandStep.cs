@@ -51,16 +51,11 @@ public sealed class ExpandStep(RunSteps run) : RunStep<ExpandInput, ExpandResult
                 await Run.Store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(expanded, RunSteps.Carried(metadata)), null,
                     cancellationToken);
                 await Run.Store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
-                await Run.Journal(input.RunId).UpsertAsync("expand", new JsonObject
-                {
-                    ["kind"] = "expand", ["step"] = input.Step, ["archBefore"] = expansion.ArchBefore,
-                    ["archAfter"] = expansion.ArchAfter, ["mapping"] = options.Mapping.ToString().ToLowerInvariant(),
-                    ["parametersBefore"] = expansion.ParametersBefore,
-                    ["parametersAfter"] = expansion.ParametersAfter,
-                    ["device"] = ComputeDevice.Of(expanded.Module).Name,
-                    ["instances"] = new JsonArray(expansion.Mapping
-                        .Select(i => (JsonNode)$"{i.LayerId}<-{i.SourceLayerId}{(i.Shared ? " shared" : "")}").ToArray()),
-                }, cancellationToken);
+                await Run.Journal(input.RunId).UpsertAsync("expand", new ExpandEntry(input.Step, expansion.ArchBefore,
+                    expansion.ArchAfter, options.Mapping.ToString().ToLowerInvariant(), expansion.ParametersBefore,
+                    expansion.ParametersAfter, ComputeDevice.Of(expanded.Module).Name,
+                    expansion.Mapping.Select(i => $"{i.LayerId}<-{i.SourceLayerId}{(i.Shared ? " shared" : "")}")
+                        .ToList()), cancellationToken);
                 return new ExpandResult(checkpoint, expanded.Spec.ToJson(), expanded.Spec.ArchString,
                     expansion.ParametersAfter, expansion.ParametersBefore);
             }

@@ -22,7 +22,7 @@ public sealed class FinalizeStep(RunSteps run) : RunStep<FinalizeInput, RunSumma
         string model = RunPaths.Final(input.RunId, "model.safetensors");
         await Run.Store.WriteAsync(model, await Run.Store.ReadAllBytesAsync(input.Model, cancellationToken), null,
             cancellationToken);
-        var journal = await Run.Journal(input.RunId).EntriesAsync(cancellationToken);
+        var journal = await Run.Journal(input.RunId).RunEntriesAsync(cancellationToken);
         var (grown, _) = Checkpoints.ModelIO.LoadModel(await Run.Store.ReadAllBytesAsync(input.Model, cancellationToken),
             input.Model);
         var stats = ModelStats.Of(grown.Spec);
@@ -31,11 +31,11 @@ public sealed class FinalizeStep(RunSteps run) : RunStep<FinalizeInput, RunSumma
         var report = RunReport.Build(input.RunId, spec, journal, input.Evaluation, fused, input.StopReason,
             input.WallSeconds);
         report["arch"] = grown.Spec.ArchString;
-        if (journal.FirstOrDefault(e => (string?)e["kind"] == "expand") is { } expansion)
-            report["expansion"] = expansion.DeepClone();
+        if (journal.OfType<ExpandEntry>().FirstOrDefault() is { } expansion)
+            report["expansion"] = RunJournal.ToJson(expansion);
         // Fine-tuning trained the merged plain network: the unfused parameter count above is the merged one.
-        if (journal.LastOrDefault(e => (string?)e["kind"] == "merge") is { } merge)
-            report["branchMerge"] = merge.DeepClone();
+        if (journal.OfType<MergeEntry>().LastOrDefault() is { } merge)
+            report["branchMerge"] = RunJournal.ToJson(merge);
         if (input.Quantized is { } q)
             report["quantized"] = JsonSerializer.SerializeToNode(q, RunStepsJson.Default.QuantizeModelResult);
         if (input.Exported is { } exported)
@@ -52,8 +52,8 @@ public sealed class FinalizeStep(RunSteps run) : RunStep<FinalizeInput, RunSumma
             ParametersFused = stats.ParametersFused, Evaluation = input.Evaluation, Model = model,
             FusedModel = input.FusedModel, Report = reportPath, StopReason = input.StopReason, Quantized = input.Quantized,
             Exported = input.Exported,
-            Growths = journal.Count(e => (string?)e["kind"] == "growth"),
-            Epochs = journal.Count(e => (string?)e["kind"] == "epoch"), WallSeconds = input.WallSeconds,
+            Growths = journal.OfType<GrowthEntry>().Count(), Epochs = journal.OfType<EpochEntry>().Count(),
+            WallSeconds = input.WallSeconds,
         };
     }
 }

@@ -43,10 +43,8 @@ public sealed class FuseStep(RunSteps run) : RunStep<FuseInput, FuseResult>(run)
             var stats = ModelStats.Of(model.Spec);
             string where = ComputeDevice.Of(fused.Module).Name;
             if (!ReferenceEquals(fused, model)) fused.Module.Dispose();
-            await Run.Journal(input.RunId).UpsertAsync("fuse", new JsonObject
-            {
-                ["kind"] = "fuse", ["model"] = path, ["parametersFused"] = stats.ParametersFused, ["device"] = where,
-            }, cancellationToken);
+            await Run.Journal(input.RunId).UpsertAsync("fuse", new FuseEntry(path, stats.ParametersFused, where),
+                cancellationToken);
             return new FuseResult(path, stats.Parameters, stats.ParametersFused, where);
         }
         finally

@@ -77,12 +77,9 @@ public sealed class InitializeRunStep(RunSteps run) : RunStep<InitializeRunInput
         await Run.Store.WriteAsync(checkpoint.Model, ModelIO.SaveModel(model, data.CheckpointMetadata), null, cancellationToken);
         await Run.Store.WriteAsync(checkpoint.Optimizer, ModelIO.SaveOptimizer(state), null, cancellationToken);
         var stats = ModelStats.Of(architecture);
-        await Run.Journal(input.RunId).UpsertAsync("initialize", new JsonObject
-        {
-            ["kind"] = "initialize", ["step"] = 0, ["arch"] = architecture.ArchString,
-            ["parameters"] = stats.Parameters, ["architecture"] = JsonNode.Parse(architecture.ToJson()),
-            ["device"] = device.Name, ["threads"] = torch.get_num_threads(),
-        }, cancellationToken);
+        await Run.Journal(input.RunId).UpsertAsync("initialize", new InitializeEntry(0, architecture.ArchString,
+            stats.Parameters, JsonNode.Parse(architecture.ToJson())!, device.Name, torch.get_num_threads()),
+            cancellationToken);
         (model.Module as IDisposable)?.Dispose();
         return new InitializeRunResult(checkpoint, architecture.ToJson(), architecture.ArchString, stats.Parameters,
             spec.Settings(), device.Name);

@@ -51,13 +51,9 @@ public sealed class InsertModuleStep(RunSteps run) : RunStep<InsertModuleInput, 
                 await Run.Store.WriteAsync(path, ModelIO.SaveModel(grown, RunSteps.Carried(metadata)), null, cancellationToken);
                 var action = input.Action with { NewParameters = newParameters };
                 var stats = ModelStats.Of(grownSpec);
-                await Run.Journal(input.RunId).UpsertAsync($"growth-{input.Step:00000}", new JsonObject
-                {
-                    ["kind"] = "growth", ["step"] = input.Step, ["epoch"] = input.Epoch,
-                    ["action"] = JsonSerializer.SerializeToNode(action, RunStepsJson.Default.GrowthAction),
-                    ["parameters"] = stats.Parameters, ["parametersFused"] = stats.ParametersFused,
-                    ["device"] = ComputeDevice.Of(grown.Module).Name,
-                }, cancellationToken);
+                await Run.Journal(input.RunId).UpsertAsync($"growth-{input.Step:00000}", new GrowthEntry(input.Step,
+                    input.Epoch, action, stats.Parameters, stats.ParametersFused, ComputeDevice.Of(grown.Module).Name),
+                    cancellationToken);
                 return new InsertModuleResult(path, action, grownSpec.ToJson(), grownSpec.ArchString, stats.Parameters,
                     stats.ParametersFused);
             }

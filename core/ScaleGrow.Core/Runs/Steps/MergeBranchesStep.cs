@@ -55,13 +55,9 @@ public sealed class MergeBranchesStep(RunSteps run) : RunStep<MergeBranchesInput
             string path = RunPaths.StepModel(input.RunId, input.Step);
             await Run.Store.WriteAsync(path, ModelIO.SaveModel(merged, RunSteps.Carried(metadata)), null, cancellationToken);
             var stats = ModelStats.Of(merged.Spec);
-            await Run.Journal(input.RunId).UpsertAsync($"merge-{input.Step:00000}", new JsonObject
-            {
-                ["kind"] = "merge", ["step"] = input.Step, ["epoch"] = input.Epoch, ["arch"] = merged.Spec.ArchString,
-                ["parametersBefore"] = ModelStats.Of(cnn.Spec).Parameters,
-                ["parameters"] = stats.Parameters, ["parametersFused"] = stats.ParametersFused,
-                ["device"] = ComputeDevice.Of(merged.Module).Name,
-            }, cancellationToken);
+            await Run.Journal(input.RunId).UpsertAsync($"merge-{input.Step:00000}", new MergeEntry(input.Step,
+                input.Epoch, merged.Spec.ArchString, ModelStats.Of(cnn.Spec).Parameters, stats.Parameters,
+                stats.ParametersFused, ComputeDevice.Of(merged.Module).Name), cancellationToken);
             return new MergeBranchesResult(path, merged.Spec.ToJson(), merged.Spec.ArchString, stats.Parameters,
                 stats.ParametersFused, rewritten);
         }

@@ -44,13 +44,9 @@ public sealed class MigrateOptimizerStep(RunSteps run) : RunStep<MigrateOptimize
                 oldModel.Spec, newModel.Spec, input.Reset?.ToHashSet(StringComparer.Ordinal));
             string path = RunPaths.StepOptimizer(input.RunId, input.Step);
             await Run.Store.WriteAsync(path, ModelIO.SaveOptimizer(migrated), null, cancellationToken);
-            await Run.Journal(input.RunId).UpsertAsync($"migrate-{input.Step:00000}", new JsonObject
-            {
-                ["kind"] = "migrate", ["step"] = input.Step,
-                ["strategy"] = input.Strategy.ToString().ToLowerInvariant(), ["moments"] = migrated.Moments.Count,
-                ["reset"] = input.Reset?.Count ?? 0,
-                ["device"] = ComputeDevice.Of(newModel.Module).Name,
-            }, cancellationToken);
+            await Run.Journal(input.RunId).UpsertAsync($"migrate-{input.Step:00000}", new MigrateEntry(input.Step,
+                input.Strategy.ToString().ToLowerInvariant(), migrated.Moments.Count, input.Reset?.Count ?? 0,
+                ComputeDevice.Of(newModel.Module).Name), cancellationToken);
             return new RunCheckpoint(input.Step, input.NewModel, path);
         }
         finally

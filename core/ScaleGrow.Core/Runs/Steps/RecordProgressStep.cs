@@ -34,22 +34,17 @@ public sealed class RecordProgressStep(RunSteps run) : RunStep<GrowthRunState, b
         // it has nothing left of this step to redo (retention lags one cycle, which keeps a step or two more).
         if (await LastRecordedStepsAsync(journal, cancellationToken) is { } recorded)
             await DeleteOldStepsAsync(state.RunId, recorded.ResumeStep, recorded.PreGrowthStep, cancellationToken);
-        await journal.UpsertAsync($"state-{state.Checkpoint.Step:00000}", new JsonObject
-        {
-            ["kind"] = "state", ["step"] = state.Checkpoint.Step,
-            ["state"] = JsonSerializer.SerializeToNode(state, RunStepsJson.Default.GrowthRunState),
-        }, cancellationToken);
+        await journal.UpsertAsync($"state-{state.Checkpoint.Step:00000}", new StateEntry(state.Checkpoint.Step, state),
+            cancellationToken);
         return true;
     }
 
     private static async Task<(int ResumeStep, int? PreGrowthStep)?> LastRecordedStepsAsync(RunJournal journal,
         CancellationToken cancellationToken)
     {
-        var last = (await journal.EntriesAsync(cancellationToken)).Where(e => (string?)e["kind"] == "state")
-            .MaxBy(e => (int?)e["step"] ?? -1);
-        if (last?["state"] is not JsonObject recorded || (int?)recorded["checkpoint"]?["step"] is not { } step)
-            return null;
-        return (step, (int?)recorded["beforeLastGrowth"]?["checkpoint"]?["step"]);
+        var last = (await journal.RunEntriesAsync(cancellationToken)).OfType<StateEntry>().MaxBy(e => e.Step);
+        if (last is null) return null;
+        return (last.State.Checkpoint.Step, last.State.BeforeLastGrowth?.Checkpoint.Step);
     }
 
     private async Task DeleteOldStepsAsync(string runId, int resumeStep, int? preGrowthStep,

@@ -36,13 +36,10 @@ public sealed class ScoreImportanceStep(RunSteps run) : RunStep<ScoreImportanceI
         try
         {
             var report = ImportanceScorer.Score(model);
-            await Run.Journal(input.RunId).UpsertAsync($"importance-{input.Checkpoint.Step:00000}", new JsonObject
-            {
-                ["kind"] = "importance", ["step"] = input.Checkpoint.Step,
-                ["blocks"] = JsonSerializer.SerializeToNode(report.Blocks.Select(b => new[] { b.Index, b.Score })),
-                ["layers"] = JsonSerializer.SerializeToNode(report.Layers.ToDictionary(l => $"L{l.LayerId}", l => l.Score)),
-                ["device"] = ComputeDevice.Of(model.Module).Name,
-            }, cancellationToken);
+            await Run.Journal(input.RunId).UpsertAsync($"importance-{input.Checkpoint.Step:00000}", new ImportanceEntry(
+                input.Checkpoint.Step, report.Blocks.Select(b => new[] { b.Index, b.Score }).ToList(),
+                report.Layers.ToDictionary(l => $"L{l.LayerId}", l => l.Score), ComputeDevice.Of(model.Module).Name),
+                cancellationToken);
             return report;
         }
         finally

@@ -116,7 +116,7 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
             // Journal the epochs only once the checkpoint holding them is written: an entry means "done and kept".
             for (int i = 0; i < epochs.Count; i++)
                 await Run.Journal(input.RunId).UpsertAsync($"epoch-{epochs[i].Epoch:00000}",
-                    EpochEntry(epochs[i], input.Step, startBatches[i]), cancellationToken);
+                    EpochEntry.Of(epochs[i], input.Step, startBatches[i]), cancellationToken);
             return new TrainIntervalResult(checkpoint, position, epochs, stop, delete, device.Name);
         }
         finally
@@ -139,13 +139,4 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
             return ScaleGrow.Scaling.ScaleNetExpander.TrainableParameters(model, adaptersOnly: true);
         return model.Module.named_parameters();
     }
-
-    private static JsonObject EpochEntry(EpochRecord r, int step, int startBatch) => new()
-    {
-        ["kind"] = "epoch", ["epoch"] = r.Epoch, ["step"] = step, ["phase"] = r.Phase, ["trainLoss"] = r.TrainLoss,
-        ["trainAccuracy"] = r.TrainAccuracy, ["validationLoss"] = r.ValidationLoss,
-        ["validationAccuracy"] = r.ValidationAccuracy, ["seconds"] = r.Seconds, ["learningRate"] = r.LearningRate,
-        ["arch"] = r.Arch, ["parameters"] = r.Parameters, ["resumedAtBatch"] = startBatch, ["device"] = r.Device,
-        ["precision"] = r.Precision,
-    };
 }
