@@ -1,5 +1,4 @@
 using ScaleGrow.Models;
-using ScaleGrow.Models.Cnn;
 using ScaleGrow.Quantization;
 using ScaleGrow.Training;
 using TorchSharp;
@@ -20,8 +19,7 @@ public static class ModelIO
     {
         var extra = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (metadata is not null) foreach (var (k, v) in metadata) extra[k] = v;
-        if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
-            extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
+        AddOverlapMaps(model.Spec, extra);
         using var ms = new MemoryStream();
         using var scope = torch.NewDisposeScope();
         var tensors = AsStored(model.Module.state_dict());
@@ -50,13 +48,20 @@ public static class ModelIO
     {
         var extra = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (metadata is not null) foreach (var (k, v) in metadata) extra[k] = v;
-        if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
-            extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
+        AddOverlapMaps(model.Spec, extra);
         using var counter = new LengthCountingStream();
         using var scope = torch.NewDisposeScope();
         CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), AsStored(model.Module.state_dict()))
             { Metadata = extra });
         return counter.Length;
+    }
+
+    /// <summary>A checkpoint carries the overlap maps its family declares (fused CNN kernels, thesis 4.2), unless the
+    /// caller's metadata already holds them.</summary>
+    private static void AddOverlapMaps(ArchitectureSpec spec, SortedDictionary<string, string> extra)
+    {
+        if (!extra.ContainsKey(OverlapKey) && ModelFamilies.For(spec).OverlapMaps(spec) is { } maps)
+            extra[OverlapKey] = OverlapJson(maps);
     }
 
     private sealed class LengthCountingStream : Stream
