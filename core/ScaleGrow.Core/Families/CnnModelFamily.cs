@@ -26,6 +26,10 @@ public sealed class CnnModelFamily : IModelFamily, IGrowableFamily, IOnnxExporta
     public bool IsLanguageModel => false;
     public bool HasMultiBranchBlocks => true;
 
+    public string SpecToJson(ArchitectureSpec spec) => ArchitectureSpec.ToDeclaredJson(Spec(spec));
+
+    public ArchitectureSpec? SpecFromJson(string json) => ArchitectureSpec.FromDeclaredJson(json);
+
     public IScaleGrowModel Build(ArchitectureSpec spec) => new CnnModel(Spec(spec));
 
     public ModelStats CountStats(ArchitectureSpec spec) => CnnStatsCounter.Count(Spec(spec));

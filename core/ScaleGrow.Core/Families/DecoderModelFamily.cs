@@ -28,6 +28,10 @@ public sealed class DecoderModelFamily : IModelFamily, IOnnxExportableFamily
     /// evaluation and the Hugging Face export need the decoder's own API).</summary>
     public static DecoderModel? AsDecoder(IScaleGrowModel model) => model as DecoderModel;
 
+    public string SpecToJson(ArchitectureSpec spec) => ArchitectureSpec.ToDeclaredJson(Spec(spec));
+
+    public ArchitectureSpec? SpecFromJson(string json) => ArchitectureSpec.FromDeclaredJson(json);
+
     public IScaleGrowModel Build(ArchitectureSpec spec) => new DecoderModel(Spec(spec));
 
     public ModelStats CountStats(ArchitectureSpec spec) => DecoderStatsCounter.Count(Spec(spec));

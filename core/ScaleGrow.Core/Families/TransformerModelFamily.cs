@@ -27,6 +27,10 @@ public sealed class TransformerModelFamily : IModelFamily, IGrowableFamily, IOnn
     public bool IsLanguageModel => false;
     public bool HasMultiBranchBlocks => false;
 
+    public string SpecToJson(ArchitectureSpec spec) => ArchitectureSpec.ToDeclaredJson(Spec(spec));
+
+    public ArchitectureSpec? SpecFromJson(string json) => ArchitectureSpec.FromDeclaredJson(json);
+
     public IScaleGrowModel Build(ArchitectureSpec spec) => new TransformerModel(Spec(spec));
 
     public ModelStats CountStats(ArchitectureSpec spec) => TransformerStatsCounter.Count(Spec(spec));

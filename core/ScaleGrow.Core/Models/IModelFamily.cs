@@ -20,13 +20,20 @@ public interface IModelFamily
     /// <summary>The concrete model type <see cref="Build"/> returns.</summary>
     Type ModelType { get; }
 
+    /// <summary>The spec as JSON with its <c>kind</c> first (stored in checkpoints, so it must not change).</summary>
+    string SpecToJson(ArchitectureSpec spec);
+
+    /// <summary>Reads a spec of this family's kind (not yet validated); JSON errors propagate as thrown.</summary>
+    ArchitectureSpec? SpecFromJson(string json);
+
     /// <summary>Builds a freshly initialised model from its spec.</summary>
     IScaleGrowModel Build(ArchitectureSpec spec);
 
     /// <summary>Parameters and FLOPs counted from the spec alone (checked arithmetic; an overflow throws).</summary>
     ModelStats CountStats(ArchitectureSpec spec);
 
-    /// <summary>Values of every layer output for one sample (the input included), for <see cref="ModelMemory"/>.</summary>
+    /// <summary>Values of every layer output for one sample (the input included), for <see cref="ModelMemory"/>.
+    /// </summary>
     long ActivationsPerSample(ArchitectureSpec spec);
 
     /// <summary>The per-sample input shape: (C, H, W) for images, (T) for token ids.</summary>

@@ -34,7 +34,8 @@ public static class ModelFamilies
     }
 
     /// <summary>Every registered family, ordered by kind.</summary>
-    public static IReadOnlyList<IModelFamily> All => ByKind.Values.OrderBy(f => f.Kind, StringComparer.Ordinal).ToList();
+    public static IReadOnlyList<IModelFamily> All =>
+        ByKind.Values.OrderBy(f => f.Kind, StringComparer.Ordinal).ToList();
 
     /// <summary>The family of <paramref name="spec"/>; an unregistered spec type is an
     /// <see cref="InvalidSpecException"/>.</summary>
