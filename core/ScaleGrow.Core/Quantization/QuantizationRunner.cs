@@ -119,7 +119,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
         try
         {
             request.Device.Place(model.Module);
-            long[] sampleShape = Runs.Evaluation.InputShape(model.Spec);
+            long[] sampleShape = ModelFamilies.For(model).InputShape(model.Spec);
             var calibration = request.Calibration is { Samples: > 0 } c ? c : null;
             if (calibration is not null) CheckCalibration(calibration, sampleShape, model.Spec.ArchString);
             if (request.EvaluationData is { } data) CheckEvaluationData(data, sampleShape, model.Spec);
