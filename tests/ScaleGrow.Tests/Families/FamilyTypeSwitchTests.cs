@@ -29,14 +29,15 @@ public class FamilyTypeSwitchTests
     /// </summary>
     private static readonly (string Folder, string Fragment)[] PendingSites =
     [
-        // RunSteps.cs:105–106, target check: ModelFamilies.Part<IGrowableFamily>(architecture, …).ValidateTarget
+        // RunSteps.cs:105–106 (main: Steps/InitializeRunStep.cs), target check: IGrowableFamily.ValidateTarget
         ("ScaleGrow.Core/Runs/", "architecture is CnnSpec cnn"),
         ("ScaleGrow.Core/Runs/", "architecture is Models.Transformer.TransformerSpec t"),
-        // RunSteps.cs:177, calibration batch: IGrowableFamily.NeedsCalibration
+        // RunSteps.cs:177 (main: Steps/InsertModuleStep.cs), calibration batch: IGrowableFamily.NeedsCalibration
         ("ScaleGrow.Core/Runs/", "grownSpec is CnnSpec &&"),
-        // RunSteps.cs:215, branch merge: IGrowableFamily.HasBranchesToMerge / MergeBranches
+        // RunSteps.cs:215 (main: Steps/MergeBranchesStep.cs), branch merge: IGrowableFamily.HasBranchesToMerge and
+        // MergeBranches
         ("ScaleGrow.Core/Runs/", "model is not CnnModel cnn"),
-        // RunSteps.cs:336, fusion: IModelFamily.ToInferenceForm
+        // RunSteps.cs:336 (main: Steps/FuseStep.cs), fusion: IModelFamily.ToInferenceForm
         ("ScaleGrow.Core/Runs/", "model is CnnModel cnn && !cnn.Spec.Fused"),
         // UploadSteps.cs:334, text models: IModelFamily.ReadsText
         ("ScaleGrow.Core/Runs/", "spec is TransformerSpec { Modality: TransformerModality.Text }"),
