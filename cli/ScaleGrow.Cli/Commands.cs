@@ -5,6 +5,7 @@ using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
 using ScaleGrow.Export;
+using ScaleGrow.Families;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
@@ -116,16 +117,13 @@ public static class Commands
     private static (IRunData Data, string? Note) DataFor(IScaleGrowModel model,
         IReadOnlyDictionary<string, string> metadata, CommandLine cl, string path)
     {
-        if (model.Spec is TransformerSpec { Modality: TransformerModality.Text } or DecoderSpec)
+        var family = ModelFamilies.For(model);
+        if (family.ReadsText(model.Spec))
         {
             return (TextRunData.ForCheckpoint(metadata, cl.Get("data"), path), null);
         }
         string name = cl.Get("dataset") ?? InputNormalization.FromMetadata(metadata, path)?.Dataset ??
-                      (model.Spec switch
-        {
-            CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
-            _ => DatasetSpec.FashionMnist,
-        });
+                      (family.InputShape(model.Spec) is [3, _, _] ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);
         var spec = new DatasetSpec(Name: name, Directory: cl.Get("data"), TestLimit: cl.Int("limit", 1));
         spec.Validate();
         var (data, note) = ImageRunData.ForCheckpoint(metadata, spec, path);
@@ -187,7 +185,7 @@ public static class Commands
         else
         {
             var (model, metadata) = LoadModel(path);
-            decoder = model as DecoderModel ?? throw new UsageException(
+            decoder = DecoderModelFamily.AsDecoder(model) ?? throw new UsageException(
                 $"eval: --choices needs a decoder (Llama-style) model; {path} is {model.Spec.ArchString}");
             encode = MultipleChoiceEvaluator.EncoderFrom(metadata, path);
         }
@@ -236,10 +234,7 @@ public static class Commands
         output.Line($"parameters {stats.Parameters:N0} ({stats.ParametersFused:N0} after fusion), " +
                     $"FLOPs {stats.Flops / 1e6:0.00} M ({stats.FlopsFused / 1e6:0.00} M after fusion)");
         foreach (var (type, flops) in stats.FlopsByType) output.Line($"  {type,-10} {flops / 1e6,10:0.00} M FLOPs");
-        if (model.Spec is CnnSpec cnn)
-            foreach (var (role, index, layer) in cnn.AllLayers())
-                output.Line($"  {CnnFusion.LayerPath(role, index, layer),-16} " + string.Join("  ", layer.Units.Select(u =>
-                    $"{u.Name}: {string.Join("+", u.Branches.Select(b => b.Kind))}")));
+        foreach (var line in ModelFamilies.For(model).BranchLines(model.Spec)) output.Line("  " + line);
         output.Result(new JsonObject
         {
             ["arch"] = model.Spec.ArchString, ["parameters"] = stats.Parameters,
@@ -270,7 +265,7 @@ public static class Commands
                                          "fused one");
         }
         var (model, metadata) = LoadModel(modelPath);
-        IScaleGrowModel fused = model is CnnModel { Spec.Fused: false } cnn ? CnnFusion.Fuse(cnn) : model;
+        IScaleGrowModel fused = ModelFamilies.For(model).ToInferenceForm(model);
         // Carry what inference needs (a text model's tokenizer); the spec and overlap maps are rewritten.
         var bytes = ModelIO.SaveModel(fused, metadata.Where(kv => !kv.Key.StartsWith("scalegrow.spec") &&
                                                                   !kv.Key.StartsWith("scalegrow.overlap"))

@@ -2,7 +2,6 @@ using ScaleGrow.Training;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
-using ScaleGrow.Models.Cnn;
 using ScaleGrow.Quantization;
 using Spectre.Console;
 
@@ -97,14 +96,15 @@ public static class QuantizeCommand
     private static DataSplits? LoadData(CommandLine cl, Models.ArchitectureSpec spec, InputNormalization? recorded,
         string modelPath, int? limit, List<string> notes)
     {
-        if (spec is Models.Decoder.DecoderSpec or Models.Transformer.TransformerSpec { Modality: Models.Transformer.TransformerModality.Text })
+        var family = Models.ModelFamilies.For(spec);
+        if (family.ReadsText(spec))
         {
             notes.Add($"{spec.ArchString} reads text: no image calibration or test data; accuracy not measured here");
             return null;
         }
         bool named = cl.Get("data") is not null || cl.Get("dataset") is not null;
         string name = cl.Get("dataset") ?? recorded?.Dataset
-                      ?? (spec is CnnSpec { InputChannels: 3 } ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);
+                      ?? (family.InputShape(spec) is [3, _, _] ? DatasetSpec.Cifar10 : DatasetSpec.FashionMnist);
         var dataSpec = new DatasetSpec(Name: name, Directory: cl.Get("data"), TestLimit: limit);
         try
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Families;
 using ScaleGrow.Models;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
@@ -53,7 +54,7 @@ public static class ScaleCommand
         {
             throw new UsageException($"scale: --model '{modelPath}' is neither a checkpoint file nor a folder");
         }
-        if (cl.Flag("hf") && pretrained is not DecoderModel)
+        if (cl.Flag("hf") && DecoderModelFamily.AsDecoder(pretrained) is null)
             throw new UsageException("scale: --hf needs a decoder (Llama-style) model");
 
         var (expanded, expansion) = ScaleNetExpander.Expand(pretrained, options, seed);
@@ -71,7 +72,8 @@ public static class ScaleCommand
         AtomicFile.Write(checkpoint, ModelIO.SaveModel(expanded, metadata));
         var files = new List<string> { checkpoint };
         if (cl.Flag("hf"))
-            files.AddRange(HuggingFaceLlama.Export((DecoderModel)expanded, Path.Combine(outDir, "hf"), tokenizer)
+            files.AddRange(HuggingFaceLlama.Export(DecoderModelFamily.AsDecoder(expanded)!, Path.Combine(outDir, "hf"),
+                    tokenizer)
                 .Select(f => Path.Combine(outDir, "hf", f)));
 
         double extra = 100.0 * (expansion.ParametersAfter - expansion.ParametersBefore) / expansion.ParametersBefore;

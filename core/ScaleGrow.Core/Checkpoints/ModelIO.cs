@@ -1,6 +1,4 @@
 using ScaleGrow.Models;
-using ScaleGrow.Models.Cnn;
-using ScaleGrow.Quantization;
 using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,8 +18,7 @@ public static class ModelIO
     {
         var extra = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (metadata is not null) foreach (var (k, v) in metadata) extra[k] = v;
-        if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
-            extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
+        AddOverlapMaps(model.Spec, extra);
         using var ms = new MemoryStream();
         using var scope = torch.NewDisposeScope();
         var tensors = AsStored(model.Module.state_dict());
@@ -50,13 +47,20 @@ public static class ModelIO
     {
         var extra = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (metadata is not null) foreach (var (k, v) in metadata) extra[k] = v;
-        if (model.Spec is CnnSpec { Fused: true } cnn && !extra.ContainsKey(OverlapKey))
-            extra[OverlapKey] = OverlapJson(CnnFusion.OverlapMaps(cnn));
+        AddOverlapMaps(model.Spec, extra);
         using var counter = new LengthCountingStream();
         using var scope = torch.NewDisposeScope();
         CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), AsStored(model.Module.state_dict()))
             { Metadata = extra });
         return counter.Length;
+    }
+
+    /// <summary>A checkpoint carries the overlap maps its family declares (fused CNN kernels, thesis 4.2), unless the
+    /// caller's metadata already holds them.</summary>
+    private static void AddOverlapMaps(ArchitectureSpec spec, SortedDictionary<string, string> extra)
+    {
+        if (!extra.ContainsKey(OverlapKey) && ModelFamilies.For(spec).OverlapMaps(spec) is { } maps)
+            extra[OverlapKey] = OverlapJson(maps);
     }
 
     private sealed class LengthCountingStream : Stream
@@ -76,22 +80,38 @@ public static class ModelIO
     }
 
     /// <summary>
-    /// Rebuilds a model from a checkpoint of kind <c>model</c> or <c>quantized-model</c>; a quantized checkpoint is
-    /// dequantized into a float model of its spec (see <see cref="QuantizedCheckpoint"/>), and its metadata then
-    /// includes <see cref="CheckpointMetadata.QuantizationKey"/>.
+    /// Rebuilds a model from a checkpoint of kind <c>model</c>, or of another kind whose owner registered a loader
+    /// (<see cref="RegisterModelLoader"/>): Quantization registers <c>quantized-model</c>, dequantized into a float
+    /// model of its spec, whose metadata then includes <see cref="CheckpointMetadata.QuantizationKey"/>.
     /// </summary>
     public static (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) LoadModel(byte[] bytes,
         string source)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        if (CheckpointCodec.ReadKind(bytes, source) == CheckpointMetadata.QuantizedModelKind)
-        {
-            var quantized = QuantizedCheckpoint.Load(bytes, source);
-            return (quantized.Model, quantized.Metadata);
-        }
+        if (CheckpointCodec.ReadKind(bytes, source) is { } kind && ModelLoaders.TryGetValue(kind, out var load))
+            return load(bytes, source);
         using var ms = new MemoryStream(bytes, writable: false);
         return FromCheckpoint(CheckpointCodec.LoadModel(ms, source), source);
     }
+
+    /// <summary>
+    /// Adds the loader of a model checkpoint kind other than <c>model</c>. The kind's owner registers it (the
+    /// quantized checkpoint lives in Quantization, which builds on Checkpoints, not the other way round); a kind
+    /// registered twice throws.
+    /// </summary>
+    public static void RegisterModelLoader(string kind, ModelLoader load)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        if (kind == CheckpointMetadata.ModelKind || !ModelLoaders.TryAdd(kind, load))
+            throw new InvalidOperationException($"a loader for checkpoint kind '{kind}' is already registered");
+    }
+
+    /// <summary>Reads a model checkpoint of a registered kind from its bytes.</summary>
+    public delegate (IScaleGrowModel Model, IReadOnlyDictionary<string, string> Metadata) ModelLoader(byte[] bytes,
+        string source);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ModelLoader> ModelLoaders =
+        new(StringComparer.Ordinal);
 
     /// <summary>
     /// Rebuilds a float model from a checkpoint of kind <c>model</c> read from a seekable stream, without holding the

@@ -6,9 +6,6 @@ using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
 using ScaleGrow.Models;
-using ScaleGrow.Models.Cnn;
-using ScaleGrow.Models.Decoder;
-using ScaleGrow.Models.Transformer;
 using ScaleGrow.Quantization;
 using ScaleGrow.Runs;
 using ScaleGrow.Scaling;
@@ -123,14 +120,15 @@ public static class OnnxExporter
         var notes = new List<string>();
         int fusedUnits = 0;
         IScaleGrowModel exported = model;
-        CnnModel? fusedCopy = null;
-        if (model is CnnModel { Spec.Fused: false } unfused)
+        IScaleGrowModel? fusedCopy = null;
+        var family = ModelFamilies.For(model);
+        if (!family.IsInferenceForm(model))
         {
             if (quantized is { Count: > 0 })
                 throw new UnsupportedLayerException($"{source}: a quantized checkpoint of an unfused CNN cannot be " +
                                                     "exported; quantize the fused checkpoint");
-            fusedUnits = unfused.AllLayers().Sum(l => l.Layer.Units.Count);
-            fusedCopy = CnnFusion.Fuse(unfused);
+            fusedUnits = family.FusibleUnits(model);
+            fusedCopy = family.ToInferenceForm(model);
             exported = fusedCopy;
             notes.Add($"fused {fusedUnits} multi-branch units into plain convolutions before export (the function " +
                       "is unchanged; `scalegrow fuse` writes the fused checkpoint)");
@@ -142,41 +140,10 @@ public static class OnnxExporter
             var builder = new OnnxGraphBuilder(spec.ArchString, exported.Module.state_dict(), options.Opset,
                 quantized);
             object batch = options.Batch is { } n ? (long)n : "batch";
-            long[] inputShape;
-            string logits;
-            object[] outputDims;
-            switch (spec)
-            {
-                case CnnSpec cnn:
-                    inputShape = [cnn.InputChannels, cnn.ImageSize, cnn.ImageSize];
-                    builder.Input(InputName, TensorProto.Types.DataType.Float, batch, cnn.InputChannels, cnn.ImageSize,
-                        cnn.ImageSize);
-                    logits = CnnOnnxGraph.Emit(builder, (CnnModel)exported.Module, InputName);
-                    outputDims = [batch, cnn.NumClasses];
-                    break;
-                case TransformerSpec { Modality: TransformerModality.Image } vit:
-                    inputShape = [vit.InputChannels, vit.ImageSize, vit.ImageSize];
-                    builder.Input(InputName, TensorProto.Types.DataType.Float, batch, vit.InputChannels, vit.ImageSize,
-                        vit.ImageSize);
-                    logits = TransformerOnnxGraph.Emit(builder, vit, InputName);
-                    outputDims = [batch, vit.NumClasses];
-                    break;
-                case TransformerSpec bert:
-                    inputShape = [bert.MaxLength];
-                    builder.Input(InputName, TensorProto.Types.DataType.Int64, batch, "sequence");
-                    logits = TransformerOnnxGraph.Emit(builder, bert, InputName);
-                    outputDims = [batch, bert.NumClasses];
-                    break;
-                case DecoderSpec decoder:
-                    inputShape = [decoder.MaxPositions];
-                    builder.Input(InputName, TensorProto.Types.DataType.Int64, batch, "sequence");
-                    logits = DecoderOnnxGraph.Emit(builder, decoder, InputName);
-                    outputDims = [batch, "sequence", decoder.VocabSize];
-                    break;
-                default:
-                    throw new UnsupportedLayerException(
-                        $"{source}: models of kind {spec.GetType().Name} have no ONNX export");
-            }
+            var graph = (family as IOnnxExportableFamily ?? throw new UnsupportedLayerException(
+                    $"{source}: models of kind {spec.GetType().Name} have no ONNX export"))
+                .EmitOnnx(builder, exported, InputName, batch);
+            var (inputShape, logits, outputDims) = (graph.InputShape, graph.Logits, graph.OutputDimensions);
             builder.Output(logits, OutputName, TensorProto.Types.DataType.Float, outputDims);
             EnsureEveryParameterIsUsed(builder, spec, source);
 
@@ -215,7 +182,7 @@ public static class OnnxExporter
         }
         finally
         {
-            fusedCopy?.Dispose();
+            fusedCopy?.Module.Dispose();
         }
     }
 
@@ -244,7 +211,7 @@ public static class OnnxExporter
             text += $" Input '{InputName}' (B, {input.Channels}, {input.Height}, {input.Width}) float32 = " +
                     $"(pixels / 255 - mean) / std per channel, mean [{string.Join(", ", input.Mean)}], " +
                     $"std [{string.Join(", ", input.Std)}] (metadata 'scalegrow.input').";
-        else if (spec is TransformerSpec { Modality: TransformerModality.Text } or DecoderSpec)
+        else if (ModelFamilies.For(spec).ReadsText(spec))
             text += $" Input '{InputName}' (B, T) int64 token ids (tokenizer in metadata 'scalegrow.tokenizer' and " +
                     "beside the file).";
         return text;

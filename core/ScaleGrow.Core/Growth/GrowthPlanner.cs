@@ -14,12 +14,14 @@ public sealed record GrowthDecision(ArchitectureSpec? Spec, GrowthAction? Action
 public static class GrowthPlanner
 {
     public static GrowthDecision Decide(ArchitectureSpec spec, ImportanceReport scores, GrowthProgress progress,
+        GrowthOptions options, long runSeed) =>
+        ModelFamilies.Part<IGrowableFamily>(spec, "growth").Decide(spec, scores, progress, options, runSeed);
+
+    /// <summary>The CNN decision (thesis 3.3): width or depth from the pattern, the other when the first finds
+    /// nothing to grow.</summary>
+    public static GrowthDecision DecideCnn(CnnSpec cnn, ImportanceReport scores, GrowthProgress progress,
         GrowthOptions options, long runSeed)
     {
-        if (spec is ScaleGrow.Models.Transformer.TransformerSpec transformer)
-            return DecideTransformer(transformer, scores, progress, options, runSeed);
-        if (spec is not CnnSpec cnn)
-            throw new InvalidSpecException($"growth: no planner for spec kind {spec.GetType().Name}");
         int[]? target = options.Stopping.TargetArch is { } t ? StoppingRules.ParseTarget(t, cnn) : null;
         if (target is not null && cnn.Blocks.Select(b => b.Layers.Count).SequenceEqual(target))
             return new GrowthDecision(null, null, $"target architecture {options.Stopping.TargetArch} reached");
@@ -39,7 +41,9 @@ public static class GrowthPlanner
         return new GrowthDecision(plan.Value.Spec, plan.Value.Action, null);
     }
 
-    private static GrowthDecision DecideTransformer(ScaleGrow.Models.Transformer.TransformerSpec spec,
+    /// <summary>The Transformer decision (thesis 3.4): depth or width from the pattern, the target's done half
+    /// skipped.</summary>
+    public static GrowthDecision DecideTransformer(ScaleGrow.Models.Transformer.TransformerSpec spec,
         ImportanceReport scores, GrowthProgress progress, GrowthOptions options, long runSeed)
     {
         var target = options.Stopping.TargetArch is { } t ? ParseTransformerTarget(t, spec) : ((int, int)?)null;

@@ -1,3 +1,4 @@
+using ScaleGrow.Models;
 using ScaleGrow.Training;
 using ScaleGrow.Models.Cnn;
 using TorchSharp;
@@ -30,12 +31,9 @@ public sealed record ImportanceReport(IReadOnlyList<BlockImportance> Blocks, IRe
 public static class ImportanceScorer
 {
     /// <summary>Scores any growable model (CNN: batch norms; Transformer: layer norms).</summary>
-    public static ImportanceReport Score(ScaleGrow.Models.IScaleGrowModel model) => model switch
-    {
-        CnnModel cnn => Score(cnn),
-        ScaleGrow.Models.Transformer.TransformerModel transformer => Score(transformer),
-        _ => throw new InvalidSpecException($"importance: no scorer for {model.GetType().Name}"),
-    };
+    public static ImportanceReport Score(ScaleGrow.Models.IScaleGrowModel model) =>
+        (ModelFamilies.TryFor(model.Spec) as IGrowableFamily ??
+         throw new InvalidSpecException($"importance: no scorer for {model.GetType().Name}")).ScoreImportance(model);
 
     /// <summary>
     /// Transformer layers (thesis 3.4.1): the mean |γ| of the layer's LayerNorms. The whole encoder is one block,

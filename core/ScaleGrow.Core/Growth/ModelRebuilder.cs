@@ -1,5 +1,4 @@
 using ScaleGrow.Models;
-using ScaleGrow.Models.Transformer;
 using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -46,10 +45,8 @@ public static class ModelRebuilder
         var placed = grown.Module.state_dict();
         foreach (var name in carried)
             TensorPlacement.CopyInto(placed[name], oldState[name], name, old.Spec, grownSpec);
-        if (init.PreserveFunction && grown is TransformerModel transformer)
-            FunctionPreservingWidth.Apply(transformer, (TransformerSpec)old.Spec, oldState);
-        if (init.PreserveFunction && grown is ScaleGrow.Models.Cnn.CnnModel cnn)
-            FunctionPreservingDepth.Apply(cnn, (ScaleGrow.Models.Cnn.CnnSpec)old.Spec, calibration);
+        if (init.PreserveFunction && ModelFamilies.For(grownSpec) is IGrowableFamily growable)
+            growable.PreserveFunction(grown, old.Spec, oldState, calibration);
         newParameters.Sort(StringComparer.Ordinal);
         return (grown, newParameters);
     }

@@ -6,7 +6,8 @@ namespace ScaleGrow.Models;
 /// <summary>
 /// A model is fully described by its architecture spec: the checkpoint stores it (JSON in the safetensors
 /// <c>__metadata__</c>), a model is rebuilt from it alone and only then are weights loaded. Every growth operator is
-/// "spec → new spec + weight mapping". Families are discriminated by <c>kind</c>.
+/// "spec → new spec + weight mapping". Families are discriminated by <c>kind</c>: each registered family
+/// (<see cref="ModelFamilies"/>) reads and writes its own specs; the built-in ones are declared below.
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "kind", UnknownDerivedTypeHandling =
     JsonUnknownDerivedTypeHandling.FailSerialization)]
@@ -32,16 +33,25 @@ public abstract record ArchitectureSpec
     /// <summary>Checks the spec's internal consistency; throws <see cref="InvalidSpecException"/>.</summary>
     public abstract void Validate();
 
-    public string ToJson() => JsonSerializer.Serialize(this, ModelJson.Default.ArchitectureSpec);
+    /// <summary>The spec as JSON, written by its family (<see cref="IModelFamily.SpecToJson"/>).</summary>
+    public string ToJson() => ModelFamilies.For(this).SpecToJson(this);
+
+    /// <summary>JSON of the families declared on this record (<c>JsonDerivedType</c>), <c>kind</c> first.</summary>
+    internal static string ToDeclaredJson(ArchitectureSpec spec) =>
+        JsonSerializer.Serialize(spec, ModelJson.Default.ArchitectureSpec);
+
+    /// <summary>Reads a spec of a family declared on this record (<c>JsonDerivedType</c>).</summary>
+    internal static ArchitectureSpec? FromDeclaredJson(string json) =>
+        JsonSerializer.Deserialize(json, ModelJson.Default.ArchitectureSpec);
 
     /// <summary>Parses and validates a spec; malformed JSON or an unknown kind is an <see cref="InvalidSpecException"/>.</summary>
     public static ArchitectureSpec FromJson(string json, string source = "spec")
     {
-        CheckKind(json, source);
+        var family = CheckKind(json, source);
         ArchitectureSpec? spec;
         try
         {
-            spec = JsonSerializer.Deserialize(json, ModelJson.Default.ArchitectureSpec);
+            spec = family.SpecFromJson(json);
         }
         catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException
                                       or ArgumentException)
@@ -53,10 +63,10 @@ public abstract record ArchitectureSpec
         return spec;
     }
 
-    /// <summary>The kinds a spec may declare.</summary>
-    public static readonly IReadOnlyList<string> Kinds = ["cnn", "transformer", "decoder"];
+    /// <summary>The kinds a spec may declare: those of the registered families.</summary>
+    public static IReadOnlyList<string> Kinds => ModelFamilies.All.Select(f => f.Kind).ToList();
 
-    private static void CheckKind(string json, string source)
+    private static IModelFamily CheckKind(string json, string source)
     {
         try
         {
@@ -65,9 +75,8 @@ public abstract record ArchitectureSpec
                 throw new InvalidSpecException($"{source}: an architecture spec must be a JSON object");
             if (!doc.RootElement.TryGetProperty("kind", out var kind) || kind.ValueKind != JsonValueKind.String)
                 throw new InvalidSpecException($"{source}: architecture spec needs a \"kind\" ({string.Join(", ", Kinds)})");
-            if (!Kinds.Contains(kind.GetString()))
-                throw new InvalidSpecException(
-                    $"{source}: unknown model kind '{kind.GetString()}' (expected {string.Join(", ", Kinds)})");
+            return ModelFamilies.ForKind(kind.GetString()!) ?? throw new InvalidSpecException(
+                $"{source}: unknown model kind '{kind.GetString()}' (expected {string.Join(", ", Kinds)})");
         }
         catch (JsonException e)
         {

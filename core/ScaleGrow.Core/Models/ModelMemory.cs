@@ -1,5 +1,4 @@
 using System.Globalization;
-using ScaleGrow.Models.Cnn;
 
 namespace ScaleGrow.Models;
 
@@ -99,34 +98,6 @@ public sealed record ModelMemory(long Parameters, long ParameterBytes, long Acti
 
     /// <summary>Values of every layer output for one sample (the input included), the memory a backward pass holds.
     /// </summary>
-    private static long ActivationsPerSample(ArchitectureSpec spec) => checked(spec switch
-    {
-        CnnSpec cnn => CnnActivations(cnn),
-        Transformer.TransformerSpec t => t.Tokens * (long)(t.Layers.Count + 1) * (8L * t.Width + 2L * t.MlpHidden) +
-                                         t.Layers.Count * (long)t.Heads * t.Tokens * t.Tokens,
-        Decoder.DecoderSpec d => d.MaxPositions * (long)(d.Layers.Count + 1) * (8L * d.Hidden + 3L * d.Intermediate) +
-                                 d.Layers.Count * (long)d.Heads * d.MaxPositions * d.MaxPositions +
-                                 (long)d.MaxPositions * d.VocabSize,
-        _ => 0,
-    });
-
-    private static long CnnActivations(CnnSpec spec)
-    {
-        checked
-        {
-            long size = spec.ImageSize;
-            long total = spec.InputChannels * size * size;
-            foreach (var (role, index, layer) in spec.AllLayers())
-            {
-                foreach (var g in CnnGeometry.UnitsOf(spec, role, index))
-                {
-                    size = (size - 1) / g.Stride + 1;
-                    // Each branch's output and its batch norm's, then the activation.
-                    long branches = spec.Fused ? 1 : 2L * layer.Units.Sum(u => u.Branches.Count) / layer.Units.Count;
-                    total += (branches + 1) * g.OutChannels * size * size;
-                }
-            }
-            return total + spec.NumClasses;
-        }
-    }
+    private static long ActivationsPerSample(ArchitectureSpec spec) =>
+        ModelFamilies.TryFor(spec)?.ActivationsPerSample(spec) ?? 0;
 }

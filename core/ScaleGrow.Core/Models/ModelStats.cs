@@ -18,13 +18,8 @@ public sealed record ModelStats(long Parameters, long ParametersFused, long Flop
     {
         try
         {
-            return spec switch
-            {
-                CnnSpec cnn => CnnStatsCounter.Count(cnn),
-                Transformer.TransformerSpec transformer => TransformerStatsCounter.Count(transformer),
-                Decoder.DecoderSpec decoder => DecoderStatsCounter.Count(decoder),
-                _ => throw new InvalidSpecException($"no statistics for spec kind {spec.GetType().Name}"),
-            };
+            return (ModelFamilies.TryFor(spec) ?? throw new InvalidSpecException(
+                $"no statistics for spec kind {spec.GetType().Name}")).CountStats(spec);
         }
         catch (OverflowException)
         {

@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Models;
-using ScaleGrow.Models.Cnn;
 using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -120,7 +119,7 @@ public sealed class QuantizationRunner(ILogger? logger = null)
         try
         {
             request.Device.Place(model.Module);
-            long[] sampleShape = Runs.Evaluation.InputShape(model.Spec);
+            long[] sampleShape = ModelFamilies.For(model).InputShape(model.Spec);
             var calibration = request.Calibration is { Samples: > 0 } c ? c : null;
             if (calibration is not null) CheckCalibration(calibration, sampleShape, model.Spec.ArchString);
             if (request.EvaluationData is { } data) CheckEvaluationData(data, sampleShape, model.Spec);
@@ -151,17 +150,19 @@ public sealed class QuantizationRunner(ILogger? logger = null)
             }
 
             bool fused = false;
-            if (model is CnnModel { Spec.Fused: false } unfused)
+            var family = ModelFamilies.For(model);
+            if (!family.IsInferenceForm(model))
             {
-                model = CnnFusion.Fuse(unfused);
-                unfused.Dispose();
+                var unfused = model;
+                model = family.ToInferenceForm(unfused);
+                unfused.Module.Dispose();
                 fused = true;
                 notes.Add("fused the multi-branch CNN first (structural re-parameterization); the fused model is " +
                           "what was measured and quantized");
             }
             var carried = new Dictionary<string, string>(metadata, StringComparer.Ordinal);
             carried.Remove(CheckpointMetadata.QuantizationKey);
-            var overlapMaps = model.Spec is CnnSpec { Fused: true } cnn ? CnnFusion.OverlapMaps(cnn) : null;
+            var overlapMaps = family.OverlapMaps(model.Spec);
             if (overlapMaps is not null) carried[ModelIO.OverlapKey] = ModelIO.OverlapJson(overlapMaps);
             if (!request.UseOverlapMaps && overlapMaps is not null)
             {

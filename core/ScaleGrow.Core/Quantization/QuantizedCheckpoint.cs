@@ -123,6 +123,18 @@ public static class QuantizedCheckpoint
     /// scales of the wrong shape or not positive and finite, bits outside 2..8, a permutation that is not one, stray
     /// packed tensors — is a <see cref="CheckpointFormatException"/> naming <paramref name="source"/>.
     /// </summary>
+#pragma warning disable CA2255 // registers the checkpoint kind with ModelIO once, when the assembly loads
+    /// <summary>Lets <see cref="ModelIO.LoadModel(byte[], string)"/> read quantized checkpoints (dequantized).
+    /// </summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void RegisterLoader() => ModelIO.RegisterModelLoader(CheckpointMetadata.QuantizedModelKind,
+        (bytes, source) =>
+        {
+            var loaded = Load(bytes, source);
+            return (loaded.Model, loaded.Metadata);
+        });
+#pragma warning restore CA2255
+
     public static LoadedQuantizedModel Load(byte[] bytes, string source) =>
         Load(bytes, source, keepPackedWeights: false);
 

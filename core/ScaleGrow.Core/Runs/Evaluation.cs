@@ -102,12 +102,8 @@ public static class Evaluation
             $"the {data.Name} test split; {consequence}", nonFinite, outputs);
 
     /// <summary>The per-sample input shape of a model (C, H, W) or (T) for text and decoders.</summary>
-    public static long[] InputShape(ArchitectureSpec spec, DataSplits? data = null) => spec switch
-    {
-        Models.Cnn.CnnSpec c => [c.InputChannels, c.ImageSize, c.ImageSize],
-        TransformerSpec { Modality: TransformerModality.Image } t => [t.InputChannels, t.ImageSize, t.ImageSize],
-        TransformerSpec t => [t.MaxLength],
-        Models.Decoder.DecoderSpec d => [d.MaxPositions],
-        _ => data is null ? throw new InvalidSpecException("no input shape") : [data.Channels, data.Height, data.Width],
-    };
+    public static long[] InputShape(ArchitectureSpec spec, DataSplits? data = null) =>
+        ModelFamilies.TryFor(spec)?.InputShape(spec) ?? (data is null
+            ? throw new InvalidSpecException("no input shape")
+            : [data.Channels, data.Height, data.Width]);
 }

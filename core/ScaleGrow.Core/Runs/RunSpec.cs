@@ -88,7 +88,8 @@ public sealed record RunSpec
         string? family = Model.Architecture is null && Model.Baseline is null
             ? Model.Family?.Trim().ToLowerInvariant()
             : null;
-        bool decoder = family is "decoder" || Model.Architecture is Models.Decoder.DecoderSpec;
+        bool decoder = family is "decoder" ||
+                       Model.Architecture is { } given && ModelFamilies.For(given).IsLanguageModel;
         if (TextData is not null)
         {
             TextData.Validate();
@@ -108,7 +109,9 @@ public sealed record RunSpec
             throw new InvalidSpecException("run: decoders are trained (kind train) or scaled (kind scale), not grown");
         if (Kind == RunKind.Grow)
         {
-            bool transformer = family is "vit" or "bert" || Model.Architecture is Models.Transformer.TransformerSpec;
+            // Block-level placement and branch merging are CNN rules; the other growable families take layer rules.
+            bool transformer = family is "vit" or "bert" ||
+                               Model.Architecture is { } grown && !ModelFamilies.For(grown).HasMultiBranchBlocks;
             var placement = Growth.DepthPlacement;
             if (transformer && placement == DepthPlacement.GreedyExcludeLast)
                 throw new InvalidSpecException(
