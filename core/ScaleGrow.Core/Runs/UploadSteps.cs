@@ -331,16 +331,14 @@ public sealed class UploadSteps(IArtifactStore store)
     private DataSplits? CalibrationData(ArchitectureSpec spec, InputNormalization? recorded, string? named,
         List<string> notes)
     {
-        if (spec is TransformerSpec { Modality: TransformerModality.Text })
+        if (ModelFamilies.For(spec) is { IsLanguageModel: false } family && family.ReadsText(spec))
         {
             notes.Add("text model: no calibration images, round-to-nearest");
             return null;
         }
-        string name = named ?? recorded?.Dataset ?? (spec switch
-        {
-            CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 } => DatasetSpec.Cifar10,
-            _ => DatasetSpec.FashionMnist,
-        });
+        string name = named ?? recorded?.Dataset ?? (ModelFamilies.For(spec).InputShape(spec) is [3, _, _]
+            ? DatasetSpec.Cifar10
+            : DatasetSpec.FashionMnist);
         var dataSpec = new DatasetSpec(Name: name, Directory: DataDirectory,
             TestLimit: EvaluationSamples > 0 ? EvaluationSamples : 1);
         DataSplits data;

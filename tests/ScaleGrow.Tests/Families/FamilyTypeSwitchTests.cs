@@ -21,29 +21,8 @@ public class FamilyTypeSwitchTests
         "ScaleGrow.Core/Models/Decoder/",
     ];
 
-    /// <summary>
-    /// Sites in files another change is moving (the run steps, issue 19's one-file-per-activity): they could not be
-    /// edited in the same change. Each holds a fragment of the offending line; the lead replaces these sites with the
-    /// family calls named in the w/family report and then removes the entries — an entry whose site is gone fails
-    /// the test, so the list can only shrink.
-    /// </summary>
-    private static readonly (string Folder, string Fragment)[] PendingSites =
-    [
-        // RunSteps.cs:105–106 (main: Steps/InitializeRunStep.cs), target check: IGrowableFamily.ValidateTarget
-        ("ScaleGrow.Core/Runs/", "architecture is CnnSpec cnn"),
-        ("ScaleGrow.Core/Runs/", "architecture is Models.Transformer.TransformerSpec t"),
-        // RunSteps.cs:177 (main: Steps/InsertModuleStep.cs), calibration batch: IGrowableFamily.NeedsCalibration
-        ("ScaleGrow.Core/Runs/", "grownSpec is CnnSpec &&"),
-        // RunSteps.cs:215 (main: Steps/MergeBranchesStep.cs), branch merge: IGrowableFamily.HasBranchesToMerge and
-        // MergeBranches
-        ("ScaleGrow.Core/Runs/", "model is not CnnModel cnn"),
-        // RunSteps.cs:336 (main: Steps/FuseStep.cs), fusion: IModelFamily.ToInferenceForm
-        ("ScaleGrow.Core/Runs/", "model is CnnModel cnn && !cnn.Spec.Fused"),
-        // UploadSteps.cs:334, text models: IModelFamily.ReadsText
-        ("ScaleGrow.Core/Runs/", "spec is TransformerSpec { Modality: TransformerModality.Text }"),
-        // UploadSteps.cs:339–341, default data set: IModelFamily.InputShape(spec) is [3, _, _]
-        ("ScaleGrow.Core/Runs/", "CnnSpec { InputChannels: 3 } or TransformerSpec { InputChannels: 3 }"),
-    ];
+    /// <summary>Sites still switching on a family outside its files: none (keep it that way).</summary>
+    private static readonly (string Folder, string Fragment)[] PendingSites = [];
 
     /// <summary>Type tests on one of <paramref name="types"/> in <paramref name="source"/>: (line, text).</summary>
     internal static List<(int Line, string Text)> TypeTests(string source, IEnumerable<string> types)

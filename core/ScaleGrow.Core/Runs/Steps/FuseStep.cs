@@ -37,7 +37,7 @@ public sealed class FuseStep(RunSteps run) : RunStep<FuseInput, FuseResult>(run)
         var (model, metadata) = await Run.LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
-            IScaleGrowModel fused = model is CnnModel cnn && !cnn.Spec.Fused ? CnnFusion.Fuse(cnn) : model;
+            IScaleGrowModel fused = ModelFamilies.For(model).ToInferenceForm(model);
             string path = RunPaths.Final(input.RunId, "fused.safetensors");
             await Run.Store.WriteAsync(path, ModelIO.SaveModel(fused, RunSteps.Carried(metadata)), null, cancellationToken);
             var stats = ModelStats.Of(model.Spec);

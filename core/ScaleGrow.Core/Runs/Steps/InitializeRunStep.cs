@@ -48,9 +48,7 @@ public sealed class InitializeRunStep(RunSteps run) : RunStep<InitializeRunInput
                 StoppingRules.CheckBudgetAgainstSeed(architecture, budget);
             if (spec.Growth.Stopping.TargetArch is { } target)
             {
-                if (architecture is CnnSpec cnn) StoppingRules.ParseTarget(target, cnn);
-                else if (architecture is Models.Transformer.TransformerSpec t)
-                    GrowthPlanner.ParseTransformerTarget(target, t);
+                (ModelFamilies.For(architecture) as IGrowableFamily)?.ValidateTarget(target, architecture);
             }
         }
         torch.manual_seed(Seeds.Derive(spec.Seed, "model", 0));

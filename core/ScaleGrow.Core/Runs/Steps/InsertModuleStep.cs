@@ -42,7 +42,8 @@ public sealed class InsertModuleStep(RunSteps run) : RunStep<InsertModuleInput, 
         Tensor? calibration = null;
         try
         {
-            if (input.Init.PreserveFunction && grownSpec is CnnSpec && input.Action.Kind == GrowthKind.Depth)
+            if (ModelFamilies.For(grownSpec) is IGrowableFamily growable &&
+                growable.NeedsCalibration(grownSpec, input.Init, input.Action.Kind))
                 calibration = await Run.CalibrationBatchAsync(input.RunId, input.Seed, device, cancellationToken);
             var (grown, newParameters) = ModelRebuilder.Rebuild(model, grownSpec, input.Init, input.Seed, calibration);
             try

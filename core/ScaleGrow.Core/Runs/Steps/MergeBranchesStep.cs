@@ -43,20 +43,20 @@ public sealed class MergeBranchesStep(RunSteps run) : RunStep<MergeBranchesInput
         var (model, metadata) = await Run.LoadModelWithMetadataAsync(input.Checkpoint.Model, device, cancellationToken);
         try
         {
-            if (model is not CnnModel cnn || !CnnBranchMerge.HasBranches(cnn.Spec))
+            if (ModelFamilies.For(model) is not IGrowableFamily growable || !growable.HasBranchesToMerge(model))
             {
                 var same = ModelStats.Of(model.Spec);
                 return new MergeBranchesResult(null, model.Spec.ToJson(), model.Spec.ArchString, same.Parameters,
                     same.ParametersFused, []);
             }
             using var calibration = await Run.CalibrationBatchAsync(input.RunId, input.Seed, device, cancellationToken);
-            var (merged, rewritten) = CnnBranchMerge.Merge(cnn, calibration);
-            using var _ = merged;
+            var (merged, rewritten) = growable.MergeBranches(model, calibration);
+            using var _ = merged.Module;
             string path = RunPaths.StepModel(input.RunId, input.Step);
             await Run.Store.WriteAsync(path, ModelIO.SaveModel(merged, RunSteps.Carried(metadata)), null, cancellationToken);
             var stats = ModelStats.Of(merged.Spec);
             await Run.Journal(input.RunId).UpsertAsync($"merge-{input.Step:00000}", new MergeEntry(input.Step,
-                input.Epoch, merged.Spec.ArchString, ModelStats.Of(cnn.Spec).Parameters, stats.Parameters,
+                input.Epoch, merged.Spec.ArchString, ModelStats.Of(model.Spec).Parameters, stats.Parameters,
                 stats.ParametersFused, ComputeDevice.Of(merged.Module).Name), cancellationToken);
             return new MergeBranchesResult(path, merged.Spec.ToJson(), merged.Spec.ArchString, stats.Parameters,
                 stats.ParametersFused, rewritten);
