@@ -6,6 +6,7 @@ using ScaleGrow.Models;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
 using Spectre.Console;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Cli;
 

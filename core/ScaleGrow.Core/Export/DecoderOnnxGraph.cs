@@ -37,7 +37,7 @@ internal static class DecoderOnnxGraph
         foreach (var layer in spec.Layers)
         {
             string path = $"layers.L{layer.Id}";
-            if (layer.Adapter is { Kind: not Scaling.AdapterKind.None })
+            if (layer.Adapter is { Kind: not ScaleGrow.Models.Adapters.AdapterKind.None })
                 throw OnnxExporter.AdapterUnsupported(path, layer.Adapter);
             string h = RmsNorm(g, path + ".norm1", x, spec.RmsNormEps);
             string q = Rotate(g, path, SplitHeads(g, path + ".attn", Linear(g, path + ".attn.q", h, false), spec.Heads,

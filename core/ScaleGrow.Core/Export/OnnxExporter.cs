@@ -11,6 +11,7 @@ using ScaleGrow.Runs;
 using ScaleGrow.Scaling;
 using TorchSharp;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Export;
 

@@ -44,7 +44,7 @@ internal static class TransformerOnnxGraph
         foreach (var layer in spec.Layers)
         {
             string path = $"layers.L{layer.Id}";
-            if (layer.Adapter is { Kind: not Scaling.AdapterKind.None })
+            if (layer.Adapter is { Kind: not ScaleGrow.Models.Adapters.AdapterKind.None })
                 throw OnnxExporter.AdapterUnsupported(path, layer.Adapter);
             string h = LayerNorm(g, path + ".norm1", x);
             string q = SplitHeads(g, path + ".attn", Linear(g, path + ".attn.q", h, true), spec.Heads, spec.HeadDim);

@@ -153,8 +153,8 @@ internal static class TransformerStatsCounter
             foreach (var l in spec.Layers)
             {
                 layerParams += l.SharesWith is null ? perLayerParams : l.Adapter is { OwnNorms: true } ? norms : 0;
-                layerParams += Scaling.AdapterCounts.Parameters(l.Adapter, spec.Width, shapes, bias: true);
-                adapterFlops += t * Scaling.AdapterCounts.MacsPerToken(l.Adapter, spec.Width, shapes);
+                layerParams += ScaleGrow.Models.Adapters.AdapterCounts.Parameters(l.Adapter, spec.Width, shapes, bias: true);
+                adapterFlops += t * ScaleGrow.Models.Adapters.AdapterCounts.MacsPerToken(l.Adapter, spec.Width, shapes);
             }
             byType["embedding"] = embedFlops;
             byType["linear"] = layers * projections + head;
@@ -185,8 +185,8 @@ internal static class DecoderStatsCounter
             foreach (var l in spec.Layers)
             {
                 layerParams += l.SharesWith is null ? perLayer : l.Adapter is { OwnNorms: true } ? norms : 0;
-                layerParams += Scaling.AdapterCounts.Parameters(l.Adapter, spec.Hidden, shapes, bias: false);
-                adapterFlops += t * Scaling.AdapterCounts.MacsPerToken(l.Adapter, spec.Hidden, shapes);
+                layerParams += ScaleGrow.Models.Adapters.AdapterCounts.Parameters(l.Adapter, spec.Hidden, shapes, bias: false);
+                adapterFlops += t * ScaleGrow.Models.Adapters.AdapterCounts.MacsPerToken(l.Adapter, spec.Hidden, shapes);
             }
             long head = t * w * v;
             var byType = new SortedDictionary<string, long>(StringComparer.Ordinal)

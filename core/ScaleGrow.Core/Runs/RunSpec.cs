@@ -375,7 +375,7 @@ public sealed record ScaleRunOptions
         if (From is not null && PretrainEpochs > 0)
             throw new InvalidSpecException("scale: give pretrainEpochs or from, not both");
         if (From is not null) ScaleGrow.Storage.ArtifactPath.Validate(From);
-        if (Expansion.TrainAdaptersOnly && Expansion.Adapter == ScaleGrow.Scaling.AdapterKind.None &&
+        if (Expansion.TrainAdaptersOnly && Expansion.Adapter == ScaleGrow.Models.Adapters.AdapterKind.None &&
             !Expansion.OwnNorms)
             throw new InvalidSpecException(
                 "scale: trainAdaptersOnly needs per-instance parameters to train: an adapter or ownNorms");

@@ -3,6 +3,7 @@ using ScaleGrow.Models.Transformer;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Scaling;
 

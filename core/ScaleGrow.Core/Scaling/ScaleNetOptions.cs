@@ -1,3 +1,4 @@
+using ScaleGrow.Models.Adapters;
 namespace ScaleGrow.Scaling;
 
 /// <summary>

@@ -4,6 +4,7 @@ using ScaleGrow.Models.Cnn;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Scaling;
 using ScaleGrow.Tests.Export;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Cli;
 

@@ -3,6 +3,7 @@ using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
 using TorchSharp;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Models;
 

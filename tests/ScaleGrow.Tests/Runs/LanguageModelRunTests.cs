@@ -163,7 +163,7 @@ public class LanguageModelRunTests
             foreach (var (name, p) in trained.Module.named_parameters())
             {
                 bool same = p.eq(before[name]).all().item<bool>();
-                if (ScaleGrow.Scaling.LayerInstances.IsAdapterParameter(name))
+                if (ScaleGrow.Models.Adapters.LayerInstances.IsAdapterParameter(name))
                 {
                     adapters++;
                     if (name.Contains(".up.")) Assert.False(same, $"{name}: the adapter did not train");
@@ -194,7 +194,7 @@ public class LanguageModelRunTests
                 PretrainEpochs = 1,
                 Expansion = new ScaleGrow.Scaling.ScaleNetOptions
                 {
-                    TrainAdaptersOnly = true, Adapter = ScaleGrow.Scaling.AdapterKind.None,
+                    TrainAdaptersOnly = true, Adapter = ScaleGrow.Models.Adapters.AdapterKind.None,
                 },
             },
         };

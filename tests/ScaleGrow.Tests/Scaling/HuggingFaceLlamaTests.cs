@@ -5,6 +5,7 @@ using ScaleGrow.Scaling;
 using ScaleGrow.Tests.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Scaling;
 

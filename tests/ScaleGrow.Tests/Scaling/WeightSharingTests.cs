@@ -6,6 +6,7 @@ using ScaleGrow.Training;
 using TorchSharp;
 using static ScaleGrow.Tests.Scaling.ScaleNetTestModels;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Scaling;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 using ScaleGrow.Models.Transformer;
-using ScaleGrow.Scaling;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Models.Decoder;
 

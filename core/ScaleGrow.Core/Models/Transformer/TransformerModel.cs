@@ -1,7 +1,7 @@
-using ScaleGrow.Scaling;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Models.Transformer;
 
@@ -233,7 +233,7 @@ public static class TransformerInit
         using var noGrad = torch.no_grad();
         foreach (var (name, p) in module.named_parameters())
         {
-            if (Scaling.LayerInstances.IsAdapterParameter(name)) continue;
+            if (ScaleGrow.Models.Adapters.LayerInstances.IsAdapterParameter(name)) continue;
             if (name.EndsWith("norm1.weight") || name.EndsWith("norm2.weight") || name == "norm.weight")
                 p.fill_(1);
             else if (p.dim() == 1)

@@ -16,7 +16,7 @@ public enum TransformerModality
 /// head, the ablation of table 3-12); depth growth inserts a layer. Layers carry creation ids so parameter names
 /// (<c>layers.L3.attn.q.weight</c>) never change.
 /// </summary>
-public sealed record TransformerSpec : ArchitectureSpec, Scaling.ILayeredSpec
+public sealed record TransformerSpec : ArchitectureSpec, ScaleGrow.Models.Adapters.ILayeredSpec
 {
     public required TransformerModality Modality { get; init; }
     public required int Heads { get; init; }
@@ -60,7 +60,7 @@ public sealed record TransformerSpec : ArchitectureSpec, Scaling.ILayeredSpec
             throw new InvalidSpecException($"{where}: layers must hold at most 256 layers");
         Check(Layers.Select(l => l.Id).Distinct().Count() == Layers.Count, "layer ids must be unique");
         Check(Layers.Count == 0 || NextId > Layers.Max(l => l.Id), $"nextId {NextId} must exceed every layer id");
-        Scaling.LayerInstances.Validate(Layers, Width, where);
+        ScaleGrow.Models.Adapters.LayerInstances.Validate(Layers, Width, where);
         if (Modality == TransformerModality.Image)
         {
             Check(InputChannels is >= 1 and <= MaxInputChannels,
@@ -77,10 +77,10 @@ public sealed record TransformerSpec : ArchitectureSpec, Scaling.ILayeredSpec
         }
     }
 
-    ArchitectureSpec Scaling.ILayeredSpec.WithLayers(IReadOnlyList<TransformerLayerSpec> layers, int nextId) =>
+    ArchitectureSpec ScaleGrow.Models.Adapters.ILayeredSpec.WithLayers(IReadOnlyList<TransformerLayerSpec> layers, int nextId) =>
         this with { Layers = layers, NextId = nextId };
 
-    IReadOnlyList<Scaling.ProjectionShape> Scaling.ILayeredSpec.LayerProjections => TransformerLayer.Projections(this);
+    IReadOnlyList<ScaleGrow.Models.Adapters.ProjectionShape> ScaleGrow.Models.Adapters.ILayeredSpec.LayerProjections => TransformerLayer.Projections(this);
 
     /// <summary>The seed of thesis 3.4.1: one layer, two heads.</summary>
     public static TransformerSpec Seed(TransformerModality modality, int numClasses, int headDim, int layers = 1,
@@ -107,5 +107,5 @@ public sealed record TransformerLayerSpec
 
     /// <summary>The instance's own adjustment parameters (adapters, LoRA, own norms); null for none.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Scaling.AdapterSpec? Adapter { get; init; }
+    public ScaleGrow.Models.Adapters.AdapterSpec? Adapter { get; init; }
 }

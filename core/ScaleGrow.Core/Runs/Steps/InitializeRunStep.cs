@@ -56,7 +56,7 @@ public sealed class InitializeRunStep(RunSteps run) : RunStep<InitializeRunInput
         if (spec.Scale?.From is { } from)
         {
             var (pretrained, _) = await Run.LoadModelWithMetadataAsync(from, device, cancellationToken);
-            if (pretrained.Spec is not Scaling.ILayeredSpec)
+            if (pretrained.Spec is not ScaleGrow.Models.Adapters.ILayeredSpec)
             {
                 pretrained.Module.Dispose();
                 throw new InvalidSpecException($"scale: {from} is a {pretrained.Spec.ArchString}, not a Transformer");

@@ -133,7 +133,7 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
     private static IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> TrainableParameters(RunSpec spec,
         IScaleGrowModel model)
     {
-        bool expanded = model.Spec is ScaleGrow.Scaling.ILayeredSpec layered &&
+        bool expanded = model.Spec is ScaleGrow.Models.Adapters.ILayeredSpec layered &&
                         layered.Layers.Any(l => l.SharesWith is not null || l.Adapter is not null);
         if (spec.Kind == RunKind.Scale && spec.Scale?.Expansion.TrainAdaptersOnly == true && expanded)
             return ScaleGrow.Scaling.ScaleNetExpander.TrainableParameters(model, adaptersOnly: true);

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>
 /// A parallel bottleneck adapter (He et al. 2022, "Towards a unified view of parameter-efficient transfer learning"):

@@ -1,4 +1,4 @@
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>Parameters and multiply-accumulates of one layer instance's adapters, counted from its spec.</summary>
 public static class AdapterCounts

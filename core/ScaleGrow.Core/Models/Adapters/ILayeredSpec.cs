@@ -1,7 +1,7 @@
 using ScaleGrow.Models;
 using ScaleGrow.Models.Transformer;
 
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>
 /// An architecture whose trunk is a list of identical-shaped layers with creation ids (the ViT/BERT encoder, the

@@ -1,7 +1,7 @@
 using ScaleGrow.Models.Transformer;
 using static TorchSharp.torch;
 
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>
 /// Builds the layer modules of a stack whose layers may share weights (ScaleNet's layer mapping): a layer with

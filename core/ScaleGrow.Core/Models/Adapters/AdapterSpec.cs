@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>
 /// The kind of per-instance adjustment a ScaleNet layer instance carries (issue 8; the paper's adapter design is not

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ScaleGrow.Scaling;
+namespace ScaleGrow.Models.Adapters;
 
 /// <summary>
 /// The linear maps of one layer that LoRA can adjust and adapters are counted over: <paramref name="Key"/> is the name
