@@ -124,21 +124,9 @@ public sealed record RunSpec
 
     public string ToJson() => JsonSerializer.Serialize(this, RunJson.Default.RunSpec);
 
-    public static RunSpec FromJson(string json, string source)
-    {
-        RunSpec? spec;
-        try
-        {
-            spec = JsonSerializer.Deserialize(json, RunJson.Default.RunSpec);
-        }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
-        {
-            throw new InvalidSpecException($"{source}: not a valid run spec: {e.Message.ReplaceLineEndings(" ")}");
-        }
-        if (spec is null) throw new InvalidSpecException($"{source}: run spec is null");
-        spec.Validate();
-        return spec;
-    }
+    public static RunSpec FromJson(string json, string source) =>
+        SpecJson.Parse(json, RunJson.Default.RunSpec, source, "not a valid run spec", "run spec is null",
+            spec => spec.Validate());
 
     /// <summary>
     /// A request body: a full run spec, or a preset by name with an optional seed (<c>{"preset": "quick",
