@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Tests.Infrastructure;
 using TorchSharp;
 using Xunit.Abstractions;
 using static ScaleGrow.Tests.Checkpoints.SafeTensorsTestFiles;
