@@ -10,6 +10,8 @@ namespace ScaleGrow.Bench.Quantization;
 /// table 4-1 that the numbers settle. A hand-written "## Discussion" section of an existing file is kept.</summary>
 public static class Report
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     // Thesis table 4-1, AdaGrow-Basic-ResNet on CIFAR-10, W4A16: FP32 93.14, direct (rtn) 89.13, OBS 91.66, ours 92.98.
     private const double ThesisFp32 = 93.14, ThesisRtn = 89.13, ThesisObs = 91.66, ThesisReorder = 92.98;
     private const string DiscussionHeading = "## Discussion";
@@ -48,7 +50,7 @@ public static class Report
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(s.Results))!);
         File.WriteAllText(s.Results, md.ToString());
         File.WriteAllText(Path.ChangeExtension(s.Results, ".json"), JsonSerializer.Serialize(
-            new { results.Models, results.Runs }, new JsonSerializerOptions { WriteIndented = true }));
+            new { results.Models, results.Runs }, Indented));
     }
 
     private static void AppendStandIns(StringBuilder md, string path)

@@ -47,7 +47,7 @@ public class RunsApiTests(AzuriteFixture azurite)
     };
 
     private static JsonElement Body(IActionResult result) =>
-        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, JsonSerializerOptions.Web);
 
     [Fact]
     public async Task EveryEndpointAnswersItsSuccessAndErrorCases()
