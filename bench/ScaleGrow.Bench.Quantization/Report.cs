@@ -90,18 +90,18 @@ public static class Report
         md.AppendLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         md.AppendLine($"| 32 | fp32 | {model.Accuracy * 100:0.00} | | | {model.Fp32Bytes:N0} | 1.00 | | |");
         foreach (int bits in s.Bits)
-        foreach (var method in s.Methods.Select(m => QuantizationBench.Label(m, s)))
-        {
-            var runs = Runs(all, model.Name, bits, method);
-            if (runs.Count == 0) continue;
-            var acc = runs.Select(r => r.Accuracy * 100).ToList();
-            md.AppendLine($"| {bits} | {method} | {acc.Average():0.00} ± {Sd(acc):0.00} | {acc.Min():0.00} – " +
-                          $"{acc.Max():0.00} | {acc.Average() - model.Accuracy * 100:+0.00;-0.00;0.00} | " +
-                          $"{runs[0].Bytes:N0} | {(double)model.Fp32Bytes / runs[0].Bytes:0.00} | " +
-                          $"{runs.Average(r => r.QuantizeSeconds):0.0} | " +
-                          $"{Error(runs.Average(r => r.MeanRelativeError))} / " +
-                          $"{Error(runs.Average(r => r.MaxRelativeError))} |");
-        }
+            foreach (var method in s.Methods.Select(m => QuantizationBench.Label(m, s)))
+            {
+                var runs = Runs(all, model.Name, bits, method);
+                if (runs.Count == 0) continue;
+                var acc = runs.Select(r => r.Accuracy * 100).ToList();
+                md.AppendLine($"| {bits} | {method} | {acc.Average():0.00} ± {Sd(acc):0.00} | {acc.Min():0.00} – " +
+                              $"{acc.Max():0.00} | {acc.Average() - model.Accuracy * 100:+0.00;-0.00;0.00} | " +
+                              $"{runs[0].Bytes:N0} | {(double)model.Fp32Bytes / runs[0].Bytes:0.00} | " +
+                              $"{runs.Average(r => r.QuantizeSeconds):0.0} | " +
+                              $"{Error(runs.Average(r => r.MeanRelativeError))} / " +
+                              $"{Error(runs.Average(r => r.MaxRelativeError))} |");
+            }
         md.AppendLine();
     }
 

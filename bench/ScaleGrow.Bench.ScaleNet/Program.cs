@@ -53,7 +53,8 @@ void RunVit()
     Log($"ViT / Fashion-MNIST: pretrain {pretrainSteps}, scratch {scratchSteps}, others {third} steps");
     using var data = DatasetLoader.Load(new DatasetSpec(Seed: seed));
     var spec = TransformerSpec.Seed(TransformerModality.Image, data.NumClasses, headDim: 16, layers: 3, heads: 4)
-        with { PatchSize = 7, MlpRatio = 2 };
+        with
+    { PatchSize = 7, MlpRatio = 2 };
     const double lr = 1e-3, decay = 0.05;
     IEnumerable<(Tensor, Tensor)> Batches(string purpose) =>
         BenchRunner.Forever(e => data.TrainBatches(128, Seeds.Derive(seed, purpose, 0) + e).Epoch(e));
@@ -73,7 +74,8 @@ void RunVit()
     RunVariants(rows, Variants(LayerMappingKind.Cyclic), pretrainedBytes, scratchSteps, third, Batches, lr, decay,
         null, Accuracy, m => $"{m:0.00}%", () => ModelFactory.Create(spec with
         {
-            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(), NextId = 6,
+            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = 6,
         }));
     report.AppendLine("## ViT on Fashion-MNIST").AppendLine();
     report.AppendLine($"ViT, patch 7 (16 patches + class token), width 64 (4 heads × 16), MLP ratio 2; pretrained " +
@@ -110,7 +112,8 @@ void RunLm()
     RunVariants(rows, Variants(LayerMappingKind.Cyclic, lm: true), pretrainedBytes, scratchSteps, third, Batches, lr,
         decay, loss, Perplexity, m => $"ppl {m:0.000}", () => new DecoderModel(spec with
         {
-            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(), NextId = 6,
+            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = 6,
         }));
     report.AppendLine("## Llama-style LM on fortunes").AppendLine();
     report.AppendLine($"Byte-level tokens (256 bytes + end-of-fortune), {corpus.Fortunes:N0} fortunes from " +

@@ -311,8 +311,12 @@ public sealed record ModelRequest
             var modality = family == "vit" ? TransformerModality.Image : TransformerModality.Text;
             var spec = TransformerSpec.Seed(modality, classes, HeadDim, Layers, Heads) with
             {
-                MlpRatio = MlpRatio, InputChannels = channels, ImageSize = imageSize, PatchSize = PatchSize,
-                VocabSize = vocabSize, MaxLength = maxLength > 0 ? maxLength : 128,
+                MlpRatio = MlpRatio,
+                InputChannels = channels,
+                ImageSize = imageSize,
+                PatchSize = PatchSize,
+                VocabSize = vocabSize,
+                MaxLength = maxLength > 0 ? maxLength : 128,
             };
             spec.Validate();
             return spec;
