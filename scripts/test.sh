@@ -52,6 +52,7 @@ for path in sys.argv[1:]:
 format_pending=(
   cli/ScaleGrow.Cli/Commands.cs cli/ScaleGrow.Cli/QuantizeCommand.cs
   core/ScaleGrow.Core/Checkpoints/ModelIO.cs core/ScaleGrow.Core/Runs/UploadSteps.cs
+  core/ScaleGrow.Core/Runs/RunReport.cs core/ScaleGrow.Core/Runs/Steps/TrainIntervalStep.cs
   core/ScaleGrow.Core/Export/OnnxGraphBuilder.cs core/ScaleGrow.Core/Export/OnnxRuntimeModel.cs
   core/ScaleGrow.Core/Growth/CnnGrowthOperators.cs core/ScaleGrow.Core/Growth/ImportanceScorer.cs
   core/ScaleGrow.Core/Models/Decoder/DecoderSpec.cs core/ScaleGrow.Core/Models/ModelMemory.cs
@@ -69,7 +70,7 @@ then
 else
   format_failed=1
   echo "format check failed ($((SECONDS - format_start)) s); run \`dotnet format ScaleGrow.sln\` to fix these files:"
-  # Diagnostics read "/path/File.cs(line,col): error WHITESPACE|IDE…|CA…: …"; anything else (a load failure) as is.
+  # Lines read "/path/File.cs(line,col): error WHITESPACE|IMPORTS|IDE…: …"; anything else (a load failure) as is.
   files=$(grep -oE '[^ (]+\.cs\([0-9]+,[0-9]+\)' "$format_log" | sed 's/(.*//; s|^'"$root"'/||' | sort -u)
   if [ -n "$files" ]; then sed 's/^/  /' <<<"$files"; else tail -n 20 "$format_log"; fi
 fi

@@ -26,11 +26,8 @@ public static class RunReport
             var scored = importance.Where(kv => kv.Key < (int)g["step"]!).OrderByDescending(kv => kv.Key)
                 .Select(kv => kv.Value).FirstOrDefault();
             if (scored is not null)
-                entry["importance"] = new JsonObject
-                {
-                    ["blocks"] = scored["blocks"]?.DeepClone(),
-                    ["layers"] = scored["layers"]?.DeepClone()
-                };
+                entry["importance"] = new JsonObject { ["blocks"] = scored["blocks"]?.DeepClone(),
+                    ["layers"] = scored["layers"]?.DeepClone() };
             history.Add(entry);
         }
         var phaseSeconds = new JsonObject();
