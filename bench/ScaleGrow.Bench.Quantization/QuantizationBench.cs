@@ -63,14 +63,14 @@ public static class QuantizationBench
                 Console.Error.WriteLine($"{name}: {reference.Arch}, FP32 accuracy {reference.Accuracy:P2}, " +
                                         $"{reference.Fp32Bytes:N0} bytes");
                 foreach (int bits in s.Bits)
-                foreach (var method in s.Methods)
-                {
-                    // rtn reads no calibration data for its weights: one run is every seed's run.
-                    var seeds = QuantizationMethods.NeedsCalibration(method) ? s.Seeds : s.Seeds.Take(1).ToList();
-                    foreach (int seed in seeds)
-                        runs.Add(Quantize(name, bytes, bits, method, seed, calibration[seed], data, s,
-                            ScaleFormat.F32));
-                }
+                    foreach (var method in s.Methods)
+                    {
+                        // rtn reads no calibration data for its weights: one run is every seed's run.
+                        var seeds = QuantizationMethods.NeedsCalibration(method) ? s.Seeds : s.Seeds.Take(1).ToList();
+                        foreach (int seed in seeds)
+                            runs.Add(Quantize(name, bytes, bits, method, seed, calibration[seed], data, s,
+                                ScaleFormat.F32));
+                    }
                 if (s.ScalesCheck)
                     foreach (int bits in s.Bits)
                         runs.Add(Quantize(name, bytes, bits, QuantizationMethods.GptqReorder, s.Seeds[0],
@@ -113,7 +113,7 @@ public static class QuantizationBench
         var result = new QuantizationRunner().Run(bytes, name, new QuantizationRunRequest
         {
             Options = new QuantizationOptions
-                { Method = method, Bits = bits, CalibrationSamples = s.CalibrationSamples, Seed = seed },
+            { Method = method, Bits = bits, CalibrationSamples = s.CalibrationSamples, Seed = seed },
             Calibration = calibration, EvaluationData = data, EvaluateBefore = false, UseOverlapMaps = !s.NoOverlap,
             Checkpoint = new QuantizedCheckpointOptions { Scales = scales },
         });

@@ -10,6 +10,8 @@ namespace ScaleGrow.Bench.Quantization;
 /// table 4-1 that the numbers settle. A hand-written "## Discussion" section of an existing file is kept.</summary>
 public static class Report
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     // Thesis table 4-1, AdaGrow-Basic-ResNet on CIFAR-10, W4A16: FP32 93.14, direct (rtn) 89.13, OBS 91.66, ours 92.98.
     private const double ThesisFp32 = 93.14, ThesisRtn = 89.13, ThesisObs = 91.66, ThesisReorder = 92.98;
     private const string DiscussionHeading = "## Discussion";
@@ -48,7 +50,7 @@ public static class Report
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(s.Results))!);
         File.WriteAllText(s.Results, md.ToString());
         File.WriteAllText(Path.ChangeExtension(s.Results, ".json"), JsonSerializer.Serialize(
-            new { results.Models, results.Runs }, new JsonSerializerOptions { WriteIndented = true }));
+            new { results.Models, results.Runs }, Indented));
     }
 
     private static void AppendStandIns(StringBuilder md, string path)
@@ -88,18 +90,18 @@ public static class Report
         md.AppendLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         md.AppendLine($"| 32 | fp32 | {model.Accuracy * 100:0.00} | | | {model.Fp32Bytes:N0} | 1.00 | | |");
         foreach (int bits in s.Bits)
-        foreach (var method in s.Methods.Select(m => QuantizationBench.Label(m, s)))
-        {
-            var runs = Runs(all, model.Name, bits, method);
-            if (runs.Count == 0) continue;
-            var acc = runs.Select(r => r.Accuracy * 100).ToList();
-            md.AppendLine($"| {bits} | {method} | {acc.Average():0.00} ± {Sd(acc):0.00} | {acc.Min():0.00} – " +
-                          $"{acc.Max():0.00} | {acc.Average() - model.Accuracy * 100:+0.00;-0.00;0.00} | " +
-                          $"{runs[0].Bytes:N0} | {(double)model.Fp32Bytes / runs[0].Bytes:0.00} | " +
-                          $"{runs.Average(r => r.QuantizeSeconds):0.0} | " +
-                          $"{Error(runs.Average(r => r.MeanRelativeError))} / " +
-                          $"{Error(runs.Average(r => r.MaxRelativeError))} |");
-        }
+            foreach (var method in s.Methods.Select(m => QuantizationBench.Label(m, s)))
+            {
+                var runs = Runs(all, model.Name, bits, method);
+                if (runs.Count == 0) continue;
+                var acc = runs.Select(r => r.Accuracy * 100).ToList();
+                md.AppendLine($"| {bits} | {method} | {acc.Average():0.00} ± {Sd(acc):0.00} | {acc.Min():0.00} – " +
+                              $"{acc.Max():0.00} | {acc.Average() - model.Accuracy * 100:+0.00;-0.00;0.00} | " +
+                              $"{runs[0].Bytes:N0} | {(double)model.Fp32Bytes / runs[0].Bytes:0.00} | " +
+                              $"{runs.Average(r => r.QuantizeSeconds):0.0} | " +
+                              $"{Error(runs.Average(r => r.MeanRelativeError))} / " +
+                              $"{Error(runs.Average(r => r.MaxRelativeError))} |");
+            }
         md.AppendLine();
     }
 

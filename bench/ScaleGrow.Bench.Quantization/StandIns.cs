@@ -22,6 +22,8 @@ public sealed record StandInInfo(string Name, string File, string Arch, string D
 /// </summary>
 public static class StandIns
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public static IReadOnlyList<StandInInfo> Train(string outDirectory, string? dataDirectory, int epochs,
         int trainLimit, string command)
     {
@@ -39,7 +41,7 @@ public static class StandIns
                 "fixed VGG, single-branch units, about 3x the grown stand-in's parameters") with { Command = command },
         };
         File.WriteAllText(Path.Combine(outDirectory, "standins.json"),
-            JsonSerializer.Serialize(infos, new JsonSerializerOptions { WriteIndented = true }));
+            JsonSerializer.Serialize(infos, Indented));
         return infos;
     }
 

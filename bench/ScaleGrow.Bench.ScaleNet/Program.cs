@@ -54,7 +54,8 @@ void RunVit()
     Log($"ViT / Fashion-MNIST: pretrain {pretrainSteps}, scratch {scratchSteps}, others {third} steps");
     using var data = DatasetLoader.Load(new DatasetSpec(Seed: seed));
     var spec = TransformerSpec.Seed(TransformerModality.Image, data.NumClasses, headDim: 16, layers: 3, heads: 4)
-        with { PatchSize = 7, MlpRatio = 2 };
+        with
+    { PatchSize = 7, MlpRatio = 2 };
     const double lr = 1e-3, decay = 0.05;
     IEnumerable<(Tensor, Tensor)> Batches(string purpose) =>
         BenchRunner.Forever(e => data.TrainBatches(128, Seeds.Derive(seed, purpose, 0) + e).Epoch(e));
@@ -71,32 +72,12 @@ void RunVit()
         new("pretrained (start point)", spec.ArchString, pretrainSteps, BenchRunner.Unique(pretrained),
             Accuracy(pretrained), pretrainSeconds, "D3, shared by every row below"),
     };
-    var variants = Variants(LayerMappingKind.Cyclic);
-    foreach (var v in variants)
-    {
-        Log($"  {v.Name}");
-        IScaleGrowModel model;
-        if (v.Scratch)
+    RunVariants(rows, Variants(LayerMappingKind.Cyclic), pretrainedBytes, scratchSteps, third, Batches, lr, decay,
+        null, Accuracy, m => $"{m:0.00}%", () => ModelFactory.Create(spec with
         {
-            torch.manual_seed(Seeds.Derive(seed, "scratch", 0));
-            model = ModelFactory.Create(spec with
-            {
-                Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(), NextId = 6,
-            });
-        }
-        else
-        {
-            model = ModelIO.LoadModel(pretrainedBytes, "pretrained").Model;
-            if (v.Options is { } o) model = ScaleNetExpander.Expand(model, o, Seeds.Derive(seed, "expand", 0)).Model;
-        }
-        int steps = v.Scratch ? scratchSteps : third;
-        double seconds = BenchRunner.Train(model, Batches("continue"), steps, lr, decay,
-            v.Options?.TrainAdaptersOnly ?? false, null, Log);
-        rows.Add(new BenchRow(v.Name, model.Spec.ArchString, steps, BenchRunner.Unique(model), Accuracy(model),
-            seconds, v.Notes));
-        Log($"    -> {rows[^1].Metric:0.00}%");
-        model.Module.Dispose();
-    }
+            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = 6,
+        }));
     report.AppendLine("## ViT on Fashion-MNIST").AppendLine();
     report.AppendLine($"ViT, patch 7 (16 patches + class token), width 64 (4 heads × 16), MLP ratio 2; pretrained " +
                       $"depth 3, expanded to 6. AdamW lr {lr}, weight decay {decay}, batch 128, 5% warm-up + cosine " +
@@ -129,31 +110,12 @@ void RunLm()
         new("pretrained (start point)", spec.ArchString, pretrainSteps, BenchRunner.Unique(pretrained),
             Perplexity(pretrained), pretrainSeconds, "D3, shared by every row below"),
     };
-    foreach (var v in Variants(LayerMappingKind.Cyclic, lm: true))
-    {
-        Log($"  {v.Name}");
-        IScaleGrowModel model;
-        if (v.Scratch)
+    RunVariants(rows, Variants(LayerMappingKind.Cyclic, lm: true), pretrainedBytes, scratchSteps, third, Batches, lr,
+        decay, loss, Perplexity, m => $"ppl {m:0.000}", () => new DecoderModel(spec with
         {
-            torch.manual_seed(Seeds.Derive(seed, "scratch", 0));
-            model = new DecoderModel(spec with
-            {
-                Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(), NextId = 6,
-            });
-        }
-        else
-        {
-            model = ModelIO.LoadModel(pretrainedBytes, "pretrained").Model;
-            if (v.Options is { } o) model = ScaleNetExpander.Expand(model, o, Seeds.Derive(seed, "expand", 0)).Model;
-        }
-        int steps = v.Scratch ? scratchSteps : third;
-        double seconds = BenchRunner.Train(model, Batches("continue"), steps, lr, decay,
-            v.Options?.TrainAdaptersOnly ?? false, loss, Log);
-        rows.Add(new BenchRow(v.Name, model.Spec.ArchString, steps, BenchRunner.Unique(model), Perplexity(model),
-            seconds, v.Notes));
-        Log($"    -> ppl {rows[^1].Metric:0.000}");
-        model.Module.Dispose();
-    }
+            Layers = Enumerable.Range(0, 6).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = 6,
+        }));
     report.AppendLine("## Llama-style LM on fortunes").AppendLine();
     report.AppendLine($"Byte-level tokens (256 bytes + end-of-fortune), {corpus.Fortunes:N0} fortunes from " +
                       $"{corpus.Files} files, split by fortune 90/10 (seed {seed}): " +
@@ -163,6 +125,37 @@ void RunLm()
                       $"expanded to 6. AdamW lr {lr}, weight decay {decay}, batch {batch}×{context} tokens, " +
                       "5% warm-up + cosine per run.").AppendLine();
     Table(rows, "held-out perplexity (bytes)");
+}
+
+// One row a variant: from scratch at depth 6 (seeded apart), or the pretrained model, expanded by the variant's
+// options, trained further on its own batches; then measured by the task's metric.
+void RunVariants(List<BenchRow> rows,
+    List<(string Name, ScaleNetOptions? Options, bool Scratch, string Notes)> variants, byte[] pretrainedBytes, int scratchSteps, int third, Func<string, IEnumerable<(Tensor, Tensor)>> batches,
+    double lr, double decay, LossFunction? loss, Func<IScaleGrowModel, double> metric, Func<double, string> show,
+    Func<IScaleGrowModel> scratchModel)
+{
+    foreach (var v in variants)
+    {
+        Log($"  {v.Name}");
+        IScaleGrowModel model;
+        if (v.Scratch)
+        {
+            torch.manual_seed(Seeds.Derive(seed, "scratch", 0));
+            model = scratchModel();
+        }
+        else
+        {
+            model = ModelIO.LoadModel(pretrainedBytes, "pretrained").Model;
+            if (v.Options is { } o) model = ScaleNetExpander.Expand(model, o, Seeds.Derive(seed, "expand", 0)).Model;
+        }
+        int steps = v.Scratch ? scratchSteps : third;
+        double seconds = BenchRunner.Train(model, batches("continue"), steps, lr, decay,
+            v.Options?.TrainAdaptersOnly ?? false, loss, Log);
+        rows.Add(new BenchRow(v.Name, model.Spec.ArchString, steps, BenchRunner.Unique(model), metric(model),
+            seconds, v.Notes));
+        Log($"    -> {show(rows[^1].Metric)}");
+        model.Module.Dispose();
+    }
 }
 
 List<(string Name, ScaleNetOptions? Options, bool Scratch, string Notes)> Variants(LayerMappingKind mapping,

@@ -115,11 +115,14 @@ async Task Ablations()
     var quick = Presets.Get("quick").Spec;
     RunSpec Base(long seed) => quick with
     {
-        Seed = seed, Preset = "ablation",
+        Seed = seed,
+        Preset = "ablation",
         Data = quick.Data with { TrainLimit = trainLimit },
         Growth = quick.Growth with
         {
-            IntervalEpochs = 1, MaxEpochs = 12, FineTuneEpochs = 3,
+            IntervalEpochs = 1,
+            MaxEpochs = 12,
+            FineTuneEpochs = 3,
             Stopping = new StoppingOptions { Auto = false, TargetArch = "VGG-2-2-2" },
         },
         MeasureLatency = false,
@@ -147,11 +150,15 @@ async Task TransformerAblations()
     // every variant makes the same number of growths and only the strategy differs.
     RunSpec Base(long seed) => Presets.Get("fashion-vit").Spec with
     {
-        Seed = seed, Preset = "transformer-ablation",
+        Seed = seed,
+        Preset = "transformer-ablation",
         Data = new ScaleGrow.Data.DatasetSpec(TrainLimit: trainLimit),
         Growth = Presets.Get("fashion-vit").Spec.Growth with
         {
-            IntervalEpochs = 1, MaxEpochs = 9, FineTuneEpochs = 2, Stopping = new StoppingOptions { Auto = false },
+            IntervalEpochs = 1,
+            MaxEpochs = 9,
+            FineTuneEpochs = 2,
+            Stopping = new StoppingOptions { Auto = false },
         },
         MeasureLatency = false,
     };
@@ -213,7 +220,9 @@ async Task Oracle()
             var counts = arch.Split('-').SkipWhile(p => !p.All(char.IsDigit)).Select(int.Parse).ToArray();
             var oracleSpec = growSpec with
             {
-                Kind = RunKind.Train, Preset = $"{preset}-oracle", Epochs = epochs,
+                Kind = RunKind.Train,
+                Preset = $"{preset}-oracle",
+                Epochs = epochs,
                 Model = growSpec.Model with { LayersPerBlock = counts },
             };
             var file = Path.Combine(work, $"oracle-{preset}-s{seed}.json");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 
 namespace ScaleGrow.Cli;
 
@@ -112,20 +113,15 @@ public sealed class CommandLine
     public string Require(string name) =>
         Get(name) ?? throw new UsageException($"{Command}: --{name} is required");
 
-    public int? Int(string name, int min = int.MinValue, int max = int.MaxValue)
-    {
-        var s = Get(name);
-        if (s is null) return null;
-        if (!int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min || v > max)
-            throw new UsageException($"{Command}: --{name} must be an integer in {min}..{max}, got '{s}'");
-        return v;
-    }
+    public int? Int(string name, int min = int.MinValue, int max = int.MaxValue) => Integer(name, min, max);
 
-    public long? Long(string name, long min = long.MinValue, long max = long.MaxValue)
+    public long? Long(string name, long min = long.MinValue, long max = long.MaxValue) => Integer(name, min, max);
+
+    private T? Integer<T>(string name, T min, T max) where T : struct, IBinaryInteger<T>
     {
         var s = Get(name);
         if (s is null) return null;
-        if (!long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) || v < min || v > max)
+        if (!T.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out T v) || v < min || v > max)
             throw new UsageException($"{Command}: --{name} must be an integer in {min}..{max}, got '{s}'");
         return v;
     }

@@ -83,7 +83,7 @@ public sealed class ProgressView(Output output) : IProgress<TrainingProgress>
         {
             try
             {
-                s = JsonSerializer.Deserialize<RunStatus>(json, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+                s = JsonSerializer.Deserialize<RunStatus>(json, JsonSerializerOptions.Web);
             }
             catch (JsonException)
             {

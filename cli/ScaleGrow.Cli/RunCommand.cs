@@ -88,7 +88,7 @@ public static class RunCommand
                 GrowthOrchestration.RunAsync);
             await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);
             var summary = await run ?? throw Deleted(runId);
-            return await ReportSummaryAsync(output, runId, summary, store, outDir, token, runner.ActivitySeconds);
+            return await ReportSummaryAsync(output, runId, summary, store, outDir, runner.ActivitySeconds, token);
         }
         catch (TaskFailedException e) when (e.FailureDetails.IsCausedBy<ScaleGrowException>())
         {
@@ -192,7 +192,7 @@ public static class RunCommand
             GrowthOrchestration.RunAsync);
         await progress.WatchAsync(run, () => runner.CustomStatus as RunStatus, token);
         var summary = await run ?? throw Deleted(runId);
-        return await ReportSummaryAsync(output, runId, summary, store, outDir, token, runner.ActivitySeconds);
+        return await ReportSummaryAsync(output, runId, summary, store, outDir, runner.ActivitySeconds, token);
     }
 
     /// <summary>A run ends with no summary only when `runs delete` removed it while it ran.</summary>
@@ -243,11 +243,11 @@ public static class RunCommand
                 : new InvalidOperationException($"run {runId} {metadata.RuntimeStatus.ToString().ToLowerInvariant()}: {why}");
         }
         return await ReportSummaryAsync(output, runId, metadata.ReadOutputAs<RunSummary>() ?? throw Deleted(runId),
-            store, outDir, cancellationToken, null);
+            store, outDir, null, cancellationToken);
     }
 
     private static async Task<int> ReportSummaryAsync(Output output, string runId, RunSummary summary,
-        IArtifactStore store, string? outDir, CancellationToken cancellationToken, double? activitySeconds)
+        IArtifactStore store, string? outDir, double? activitySeconds, CancellationToken cancellationToken)
     {
         outDir ??= Path.Combine("out", runId);
         Directory.CreateDirectory(outDir);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging.Abstractions;
 using ScaleGrow.Orchestration;
 using ScaleGrow.Runs;
@@ -33,8 +34,9 @@ public static class RunsCommand
         var engineKind = StoreOptions.Engine(cl);
         string? runId = positionals == 1 ? RunPaths.ValidateRunId(cl.Positionals[0]) : null;
         var catalog = new RunCatalog(store);
+        var engine = new EngineTarget(engineKind, store, connection, cl.Get("task-hub") ?? "scalegrow");
         if (runId is not null && await SweepSteps.IsSweepAsync(store, runId))
-            return await SweepAsync(verb, runId, cl, output, store, connection, engineKind);
+            return await SweepAsync(verb, runId, cl, output, store, connection, engine);
 
         switch (verb)
         {
@@ -72,43 +74,19 @@ public static class RunsCommand
             case "stop":
             {
                 var listing = await catalog.GetAsync(runId!) ?? throw new RunNotFoundException(runId!);
-                if (listing.Status == "completed")
-                {
-                    output.Human.MarkupLine($"run {runId} has already completed; nothing to stop");
-                    output.Result(new JsonObject { ["runId"] = runId, ["stopping"] = false, ["status"] = listing.Status });
-                    return 0;
-                }
-                if (engineKind == EngineKind.AzureStorage)
-                {
-                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
-                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
-                    await new RunsService(engine.Client, store).StopAsync(runId!);
-                }
-                else
-                {
-                    await catalog.RequestStopAsync(runId!);
-                }
-                output.Human.MarkupLine($"stop requested for {runId}: it finishes after its current step");
-                output.Result(new JsonObject { ["runId"] = runId, ["stopping"] = true });
-                return 0;
+                return await StopAsync(runId!, listing.Status, $"run {runId}",
+                    $"stop requested for {runId}: it finishes after its current step", output,
+                    () => engine.ThroughAsync(client => new RunsService(client, store).StopAsync(runId!),
+                        async () => { await catalog.RequestStopAsync(runId!); return true; }));
             }
             case "delete":
             {
-                int? files;
-                if (engineKind == EngineKind.AzureStorage)
-                {
-                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
-                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
-                    files = await new RunsService(engine.Client, store).DeleteAsync(runId!);
-                }
-                else
-                {
-                    files = await catalog.GetAsync(runId!) is null ? null : await catalog.DeleteAsync(runId!);
-                }
+                int? files = await engine.ThroughAsync(client => new RunsService(client, store).DeleteAsync(runId!),
+                    async () => await catalog.GetAsync(runId!) is null
+                        ? (int?)null
+                        : await catalog.DeleteAsync(runId!));
                 if (files is null) throw new RunNotFoundException(runId!);
-                output.Human.MarkupLine($"deleted {runId} and its {files} files");
-                output.Result(new JsonObject { ["runId"] = runId, ["deleted"] = true, ["files"] = files });
-                return 0;
+                return Deleted(runId!, files, $"deleted {runId} and its {files} files", output);
             }
             case "resume":
                 return await RunCommand.ResumeAsync(runId!, cl, output, store, connection, engineKind);
@@ -119,7 +97,7 @@ public static class RunsCommand
 
     /// <summary>show, stop, resume and delete on a sweep: every trial with it.</summary>
     private static async Task<int> SweepAsync(string verb, string sweepId, CommandLine cl, Output output,
-        IArtifactStore store, string? connection, EngineKind engineKind)
+        IArtifactStore store, string? connection, EngineTarget engine)
     {
         var sweeps = new SweepCatalog(store);
         var listing = (await sweeps.GetAsync(sweepId))!;
@@ -141,48 +119,59 @@ public static class RunsCommand
                 return 0;
             }
             case "stop":
-            {
-                if (listing.Status == "completed")
-                {
-                    output.Human.MarkupLine($"sweep {sweepId} has already completed; nothing to stop");
-                    output.Result(new JsonObject { ["runId"] = sweepId, ["stopping"] = false, ["status"] = listing.Status });
-                    return 0;
-                }
-                if (engineKind == EngineKind.AzureStorage)
-                {
-                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
-                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
-                    await new SweepsService(engine.Client, store).StopAsync(sweepId);
-                }
-                else
-                {
-                    await sweeps.RequestStopAsync(sweepId);
-                }
-                output.Human.MarkupLine($"stop requested for sweep {sweepId}: running trials fuse and report, no more start");
-                output.Result(new JsonObject { ["runId"] = sweepId, ["stopping"] = true });
-                return 0;
-            }
+                return await StopAsync(sweepId, listing.Status, $"sweep {sweepId}",
+                    $"stop requested for sweep {sweepId}: running trials fuse and report, no more start", output,
+                    () => engine.ThroughAsync(client => new SweepsService(client, store).StopAsync(sweepId),
+                        async () => { await sweeps.RequestStopAsync(sweepId); return true; }));
             case "delete":
             {
-                int? files;
-                if (engineKind == EngineKind.AzureStorage)
-                {
-                    await using var engine = await LocalEngine.StartAsync(engineKind, new RunSteps(store), connection,
-                        cl.Get("task-hub") ?? "scalegrow", NullLoggerFactory.Instance, default, withWorker: false);
-                    files = await new SweepsService(engine.Client, store).DeleteAsync(sweepId);
-                }
-                else
-                {
-                    files = await sweeps.DeleteAsync(sweepId);
-                }
-                output.Human.MarkupLine($"deleted sweep {sweepId}, its trials and their {files} files");
-                output.Result(new JsonObject { ["runId"] = sweepId, ["deleted"] = true, ["files"] = files });
-                return 0;
+                int? files = await engine.ThroughAsync(client => new SweepsService(client, store).DeleteAsync(sweepId),
+                    async () => (int?)await sweeps.DeleteAsync(sweepId));
+                return Deleted(sweepId, files, $"deleted sweep {sweepId}, its trials and their {files} files", output);
             }
             case "resume":
-                return await SweepCommand.ResumeAsync(sweepId, cl, output, store, connection, engineKind);
+                return await SweepCommand.ResumeAsync(sweepId, cl, output, store, connection, engine.Kind);
             default:
                 throw new UsageException($"runs: unknown verb '{verb}' (expected list, show, stop, resume, delete)");
+        }
+    }
+
+    /// <summary>stop on a run or a sweep (<paramref name="what"/>): nothing to do once it has completed.</summary>
+    private static async Task<int> StopAsync(string id, string status, string what, string requested, Output output,
+        Func<Task> stop)
+    {
+        if (status == "completed")
+        {
+            output.Human.MarkupLine($"{what} has already completed; nothing to stop");
+            output.Result(new JsonObject { ["runId"] = id, ["stopping"] = false, ["status"] = status });
+            return 0;
+        }
+        await stop();
+        output.Human.MarkupLine(requested);
+        output.Result(new JsonObject { ["runId"] = id, ["stopping"] = true });
+        return 0;
+    }
+
+    private static int Deleted(string id, int? files, string message, Output output)
+    {
+        output.Human.MarkupLine(message);
+        output.Result(new JsonObject { ["runId"] = id, ["deleted"] = true, ["files"] = files });
+        return 0;
+    }
+
+    /// <summary>
+    /// Where stop and delete act: with the Azure Storage engine, through the engine's own records (a client-only
+    /// engine, which must not pick up and run the orchestrations recorded there); with the in-process engine, a run
+    /// lives in the store alone.
+    /// </summary>
+    private sealed record EngineTarget(EngineKind Kind, IArtifactStore Store, string? Connection, string TaskHub)
+    {
+        public async Task<T> ThroughAsync<T>(Func<DurableTaskClient, Task<T>> viaEngine, Func<Task<T>> inStore)
+        {
+            if (Kind != EngineKind.AzureStorage) return await inStore();
+            await using var engine = await LocalEngine.StartAsync(Kind, new RunSteps(Store), Connection, TaskHub,
+                NullLoggerFactory.Instance, default, withWorker: false);
+            return await viaEngine(engine.Client);
         }
     }
 }

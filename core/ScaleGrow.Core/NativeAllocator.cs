@@ -22,7 +22,7 @@ public static class NativeAllocator
         if (_unavailable) return;
         try
         {
-            malloc_trim(0);
+            _ = malloc_trim(0); // 1 when memory was released, 0 when none could be: not an error code
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {

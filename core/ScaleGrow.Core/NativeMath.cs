@@ -52,7 +52,8 @@ public static class NativeMath
         if (cap is null) return;
         try
         {
-            setenv("ONEDNN_MAX_CPU_ISA", cap, 0);
+            if (setenv("ONEDNN_MAX_CPU_ISA", cap, 0) != 0)
+                Decision = "oneDNN ISA not capped: libc setenv failed";
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {

@@ -36,27 +36,27 @@ public class NativeMathTests
         torch.manual_seed(3);
         var bad = new List<string>();
         foreach (var batch in new[] { 1, 32 })
-        foreach (var inChannels in new[] { 1, 8, 12, 32 })
-        foreach (var outChannels in new[] { 8, 16, 32 })
-        foreach (var size in new[] { 3, 12, 28 })
-        foreach (var kernel in new[] { 1, 3 })
-        foreach (var depthwise in new[] { false, true })
-        {
-            if (depthwise && outChannels % inChannels != 0) continue;
-            var groups = depthwise ? inChannels : 1;
-            using var scope = torch.NewDisposeScope();
-            var x = torch.randn(batch, inChannels, size, size).requires_grad_(true);
-            var w = torch.randn(outChannels, inChannels / groups, kernel, kernel).requires_grad_(true);
-            var padding = new long[] { kernel / 2, kernel / 2 };
-            var y = nn.functional.conv2d(x, w, padding: padding, groups: groups);
-            var reference = nn.functional.conv2d(x.detach().to(float64), w.detach().to(float64), padding: padding, groups: groups);
-            var error = (y.detach().to(float64) - reference).abs().max().item<double>();
-            y.sum().backward();
-            var finite = x.grad!.isfinite().all().item<bool>() && w.grad!.isfinite().all().item<bool>();
-            if (!(error < 1e-3) || !finite)
-                bad.Add($"{batch}x{inChannels}x{size}x{size} * {outChannels}x{inChannels / groups}x{kernel}x{kernel}" +
-                        $" groups {groups}: forward error {error:g3}{(finite ? "" : ", non-finite gradients")}");
-        }
+            foreach (var inChannels in new[] { 1, 8, 12, 32 })
+                foreach (var outChannels in new[] { 8, 16, 32 })
+                    foreach (var size in new[] { 3, 12, 28 })
+                        foreach (var kernel in new[] { 1, 3 })
+                            foreach (var depthwise in new[] { false, true })
+                            {
+                                if (depthwise && outChannels % inChannels != 0) continue;
+                                var groups = depthwise ? inChannels : 1;
+                                using var scope = torch.NewDisposeScope();
+                                var x = torch.randn(batch, inChannels, size, size).requires_grad_(true);
+                                var w = torch.randn(outChannels, inChannels / groups, kernel, kernel).requires_grad_(true);
+                                var padding = new long[] { kernel / 2, kernel / 2 };
+                                var y = nn.functional.conv2d(x, w, padding: padding, groups: groups);
+                                var reference = nn.functional.conv2d(x.detach().to(float64), w.detach().to(float64), padding: padding, groups: groups);
+                                var error = (y.detach().to(float64) - reference).abs().max().item<double>();
+                                y.sum().backward();
+                                var finite = x.grad!.isfinite().all().item<bool>() && w.grad!.isfinite().all().item<bool>();
+                                if (!(error < 1e-3) || !finite)
+                                    bad.Add($"{batch}x{inChannels}x{size}x{size} * {outChannels}x{inChannels / groups}x{kernel}x{kernel}" +
+                                            $" groups {groups}: forward error {error:g3}{(finite ? "" : ", non-finite gradients")}");
+                            }
         Assert.True(bad.Count == 0, $"{bad.Count} wrong convolutions ({NativeMath.Decision}): {string.Join("; ", bad.Take(8))}");
     }
 }

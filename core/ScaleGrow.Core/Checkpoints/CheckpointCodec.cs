@@ -9,8 +9,9 @@ namespace ScaleGrow.Checkpoints;
 /// Saves and loads ScaleGrow's checkpoints: safetensors files whose <c>__metadata__</c> says what they hold
 /// (<c>scalegrow.kind</c>, <c>scalegrow.format-version</c>), carry the JSON that gives the tensors meaning (the
 /// architecture spec, or the optimizer's scalars) and list weight-shared names once (<c>scalegrow.aliases</c>).
-/// Each growth step of a run writes one of each (DESIGN.md: <c>steps/{step}/model.safetensors</c>,
-/// <c>optim.safetensors</c>). Loading is safe on uploads: every problem is a <see cref="CheckpointFormatException"/>.
+/// Each growth step of a run writes one of each (<c>steps/{step}/model.safetensors</c>, <c>optim.safetensors</c>;
+/// docs/architecture.md, "A run's life"). Loading is safe on uploads: every problem is a
+/// <see cref="CheckpointFormatException"/>.
 /// </summary>
 public static class CheckpointCodec
 {

@@ -80,7 +80,7 @@ public static class SafeTensorsWriter
         var buffer = new ArrayBufferWriter<byte>();
         // Relaxed escaping keeps names like "a+b" readable in the header; the output is plain, valid JSON either way.
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions
-               { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false }))
+        { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false }))
         {
             json.WriteStartObject();
             if (metadata is { Count: > 0 })

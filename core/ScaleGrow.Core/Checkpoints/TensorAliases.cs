@@ -63,7 +63,7 @@ internal static class TensorAliases
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions
-               { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             json.WriteStartObject();
             foreach (var (alias, canonical) in aliases.OrderBy(a => a.Key, StringComparer.Ordinal))

@@ -32,7 +32,7 @@ public sealed record BatchOptions
 /// of distinct offsets. Each batch is built inside its own dispose scope; only x and y leave it, moved to the
 /// caller's scope (the trainer opens one per step), so nothing the loader makes outlives the step that used it.
 /// </summary>
-public sealed class BatchLoader
+public sealed class BatchLoader : IBatchLoader
 {
     private readonly ImageDataset _data;
     private readonly float[] _scale;

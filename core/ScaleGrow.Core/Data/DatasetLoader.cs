@@ -178,9 +178,9 @@ public static class DatasetLoader
         string rank = images ? "idx3" : "idx1";
         var candidates = new List<string>();
         foreach (var prefix in prefixes)
-        foreach (var separator in new[] { "-", "." })
-        foreach (var suffix in new[] { ".gz", "" })
-            candidates.Add($"{prefix}-{kind}{separator}{rank}-ubyte{suffix}");
+            foreach (var separator in new[] { "-", "." })
+                foreach (var suffix in new[] { ".gz", "" })
+                    candidates.Add($"{prefix}-{kind}{separator}{rank}-ubyte{suffix}");
         foreach (var name in candidates)
         {
             string path = Path.Combine(directory, name);

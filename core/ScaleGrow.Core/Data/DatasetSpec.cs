@@ -70,22 +70,9 @@ public sealed record DatasetSpec(
     public string ToJson() => JsonSerializer.Serialize(this, DataJson.Default.DatasetSpec);
 
     /// <summary>Parses and validates a spec; malformed JSON is an <see cref="InvalidSpecException"/>.</summary>
-    public static DatasetSpec FromJson(string json, string source = "dataset spec")
-    {
-        DatasetSpec? spec;
-        try
-        {
-            spec = JsonSerializer.Deserialize(json, DataJson.Default.DatasetSpec);
-        }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException
-                                      or ArgumentException)
-        {
-            throw new InvalidSpecException($"{source}: not a valid dataset spec: {DataFiles.OneLine(e.Message)}");
-        }
-        if (spec is null) throw new InvalidSpecException($"{source}: dataset spec is null");
-        spec.Validate();
-        return spec;
-    }
+    public static DatasetSpec FromJson(string json, string source = "dataset spec") =>
+        SpecJson.Parse(json, DataJson.Default.DatasetSpec, source, "not a valid dataset spec", "dataset spec is null",
+            spec => spec.Validate(), argumentErrorsAreInvalid: true);
 }
 
 /// <summary>

@@ -1,7 +1,7 @@
-using ScaleGrow.Training;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ScaleGrow.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

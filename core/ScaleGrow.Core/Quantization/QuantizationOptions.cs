@@ -105,20 +105,7 @@ public sealed record QuantizationOptions
     public string ToJson() => JsonSerializer.Serialize(this, QuantizationJson.Default.QuantizationOptions);
 
     /// <summary>Reads and validates options; <paramref name="source"/> names the file or field in errors.</summary>
-    public static QuantizationOptions FromJson(string json, string source)
-    {
-        QuantizationOptions? options;
-        try
-        {
-            options = JsonSerializer.Deserialize(json, QuantizationJson.Default.QuantizationOptions);
-        }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
-        {
-            throw new InvalidSpecException(
-                $"{source}: not valid quantization options: {e.Message.ReplaceLineEndings(" ")}");
-        }
-        if (options is null) throw new InvalidSpecException($"{source}: quantization options are null");
-        options.Validate();
-        return options;
-    }
+    public static QuantizationOptions FromJson(string json, string source) =>
+        SpecJson.Parse(json, QuantizationJson.Default.QuantizationOptions, source, "not valid quantization options",
+            "quantization options are null", options => options.Validate());
 }

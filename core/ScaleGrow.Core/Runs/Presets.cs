@@ -18,17 +18,17 @@ public static class Presets
 
     private static RunSpec Grow(string name, string family, DatasetSpec data, GrowthOptions growth,
         TrainingOptions? training = null, int[]? widths = null) => new()
-    {
-        Kind = RunKind.Grow, Preset = name, Data = data, Model = new ModelRequest { Family = family, StageWidths = widths },
-        Training = training ?? Sgd, Growth = growth,
-    };
+        {
+            Kind = RunKind.Grow, Preset = name, Data = data, Model = new ModelRequest { Family = family, StageWidths = widths },
+            Training = training ?? Sgd, Growth = growth,
+        };
 
     private static RunSpec Fixed(string name, string baseline, DatasetSpec data, int epochs,
         TrainingOptions? training = null) => new()
-    {
-        Kind = RunKind.Train, Preset = name, Data = data, Model = new ModelRequest { Family = null, Baseline = baseline },
-        Training = training ?? Sgd, Epochs = epochs,
-    };
+        {
+            Kind = RunKind.Train, Preset = name, Data = data, Model = new ModelRequest { Family = null, Baseline = baseline },
+            Training = training ?? Sgd, Epochs = epochs,
+        };
 
     /// <summary>
     /// Fashion-MNIST growth presets for a 2-core CPU: the full training split (so they compare with the fixed
@@ -93,19 +93,19 @@ public static class Presets
 
     private static RunSpec Vit(string name, RunKind kind, int layers, int heads, GrowthOptions? growth = null,
         int epochs = 10) => new()
-    {
-        Kind = kind, Preset = name, Data = FashionVitData, Training = AdamW, Epochs = epochs,
-        Model = new ModelRequest { Family = "vit", Layers = layers, Heads = heads, HeadDim = 32, PatchSize = 7 },
-        Growth = growth ?? TransformerGrowth(2, 24, 4),
-    };
+        {
+            Kind = kind, Preset = name, Data = FashionVitData, Training = AdamW, Epochs = epochs,
+            Model = new ModelRequest { Family = "vit", Layers = layers, Heads = heads, HeadDim = 32, PatchSize = 7 },
+            Growth = growth ?? TransformerGrowth(2, 24, 4),
+        };
 
     private static RunSpec Bert(string name, RunKind kind, int layers, int heads, GrowthOptions? growth = null,
         int epochs = 10) => new()
-    {
-        Kind = kind, Preset = name, TextData = FortunesData, Training = AdamW with { BatchSize = 64 }, Epochs = epochs,
-        Model = new ModelRequest { Family = "bert", Layers = layers, Heads = heads, HeadDim = 32 },
-        Growth = growth ?? TransformerGrowth(2, 24, 4),
-    };
+        {
+            Kind = kind, Preset = name, TextData = FortunesData, Training = AdamW with { BatchSize = 64 }, Epochs = epochs,
+            Model = new ModelRequest { Family = "bert", Layers = layers, Heads = heads, HeadDim = 32 },
+            Growth = growth ?? TransformerGrowth(2, 24, 4),
+        };
 
     public static readonly IReadOnlyList<Preset> All =
     [

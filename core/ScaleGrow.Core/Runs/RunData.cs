@@ -165,17 +165,32 @@ public sealed class RunDataLease(IRunData data, Action release) : IDisposable
     }
 }
 
-public sealed class ImageRunData(DataSplits data) : IRunData, IDisposable
+/// <summary>
+/// What image and text classification data share: train, validation and test splits read through batch loaders,
+/// seeded and shuffled for training, in order for evaluation. Each kind says how to make its loaders.
+/// </summary>
+public abstract class ClassificationRunData(string name, int numClasses)
+{
+    public string Name => name;
+    public int NumClasses => numClasses;
+    public int TrainBatchCount(int batchSize) => TrainLoader(batchSize, 0).BatchCount;
+    public IEnumerable<(Tensor X, Tensor Y)> TrainEpoch(int batchSize, long seed, int epoch) =>
+        TrainLoader(batchSize, seed).Epoch(epoch);
+    public IEnumerable<(Tensor X, Tensor Y)> ValidationBatches(int batchSize) => ValidationLoader(batchSize).Epoch(0);
+    public IEnumerable<(Tensor X, Tensor Y)> TestBatches(int batchSize) => TestLoader(batchSize).Epoch(0);
+
+    protected abstract IBatchLoader TrainLoader(int batchSize, long seed);
+    protected abstract IBatchLoader ValidationLoader(int batchSize);
+    protected abstract IBatchLoader TestLoader(int batchSize);
+}
+
+public sealed class ImageRunData(DataSplits data)
+    : ClassificationRunData(data.Spec.Name, data.NumClasses), IRunData, IDisposable
 {
     public DataSplits Splits => data;
-    public string Name => data.Spec.Name;
-    public int NumClasses => data.NumClasses;
-    public int TrainBatchCount(int batchSize) => data.TrainBatches(batchSize, 0).BatchCount;
-    public IEnumerable<(Tensor X, Tensor Y)> TrainEpoch(int batchSize, long seed, int epoch) =>
-        data.TrainBatches(batchSize, seed).Epoch(epoch);
-    public IEnumerable<(Tensor X, Tensor Y)> ValidationBatches(int batchSize) =>
-        data.EvalBatches(data.Validation, batchSize).Epoch(0);
-    public IEnumerable<(Tensor X, Tensor Y)> TestBatches(int batchSize) => data.EvalBatches(data.Test, batchSize).Epoch(0);
+    protected override IBatchLoader TrainLoader(int batchSize, long seed) => data.TrainBatches(batchSize, seed);
+    protected override IBatchLoader ValidationLoader(int batchSize) => data.EvalBatches(data.Validation, batchSize);
+    protected override IBatchLoader TestLoader(int batchSize) => data.EvalBatches(data.Test, batchSize);
     public ArchitectureSpec BuildArchitecture(ModelRequest request) =>
         request.Build(data.Channels, data.Height, data.NumClasses);
     /// <summary>The input pipeline (normalisation statistics, input shape, dataset), so a checkpoint can be evaluated
@@ -210,18 +225,14 @@ public sealed class ImageRunData(DataSplits data) : IRunData, IDisposable
     public void Dispose() => data.Dispose();
 }
 
-public sealed class TextRunData(TextDataSplits data) : IRunData, IDisposable
+public sealed class TextRunData(TextDataSplits data)
+    : ClassificationRunData(data.Spec.Name, data.NumClasses), IRunData, IDisposable
 {
     public TextDataSplits Splits => data;
-    public string Name => data.Spec.Name;
-    public int NumClasses => data.NumClasses;
-    public int TrainBatchCount(int batchSize) => data.TrainBatches(batchSize, 0).BatchCount;
-    public IEnumerable<(Tensor X, Tensor Y)> TrainEpoch(int batchSize, long seed, int epoch) =>
-        data.TrainBatches(batchSize, seed).Epoch(epoch);
-    public IEnumerable<(Tensor X, Tensor Y)> ValidationBatches(int batchSize) =>
-        TextDataSplits.EvalBatches(data.Validation, batchSize).Epoch(0);
-    public IEnumerable<(Tensor X, Tensor Y)> TestBatches(int batchSize) =>
-        TextDataSplits.EvalBatches(data.Test, batchSize).Epoch(0);
+    protected override IBatchLoader TrainLoader(int batchSize, long seed) => data.TrainBatches(batchSize, seed);
+    protected override IBatchLoader ValidationLoader(int batchSize) =>
+        TextDataSplits.EvalBatches(data.Validation, batchSize);
+    protected override IBatchLoader TestLoader(int batchSize) => TextDataSplits.EvalBatches(data.Test, batchSize);
     public ArchitectureSpec BuildArchitecture(ModelRequest request) =>
         request.Build(1, 1, data.NumClasses, data.Tokenizer.VocabSize, data.SequenceLength);
     public IReadOnlyDictionary<string, string> CheckpointMetadata => new Dictionary<string, string>

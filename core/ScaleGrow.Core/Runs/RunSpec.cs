@@ -127,21 +127,9 @@ public sealed record RunSpec
 
     public string ToJson() => JsonSerializer.Serialize(this, RunJson.Default.RunSpec);
 
-    public static RunSpec FromJson(string json, string source)
-    {
-        RunSpec? spec;
-        try
-        {
-            spec = JsonSerializer.Deserialize(json, RunJson.Default.RunSpec);
-        }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
-        {
-            throw new InvalidSpecException($"{source}: not a valid run spec: {e.Message.ReplaceLineEndings(" ")}");
-        }
-        if (spec is null) throw new InvalidSpecException($"{source}: run spec is null");
-        spec.Validate();
-        return spec;
-    }
+    public static RunSpec FromJson(string json, string source) =>
+        SpecJson.Parse(json, RunJson.Default.RunSpec, source, "not a valid run spec", "run spec is null",
+            spec => spec.Validate());
 
     /// <summary>
     /// A request body: a full run spec, or a preset by name with an optional seed (<c>{"preset": "quick",
@@ -326,8 +314,12 @@ public sealed record ModelRequest
             var modality = family == "vit" ? TransformerModality.Image : TransformerModality.Text;
             var spec = TransformerSpec.Seed(modality, classes, HeadDim, Layers, Heads) with
             {
-                MlpRatio = MlpRatio, InputChannels = channels, ImageSize = imageSize, PatchSize = PatchSize,
-                VocabSize = vocabSize, MaxLength = maxLength > 0 ? maxLength : 128,
+                MlpRatio = MlpRatio,
+                InputChannels = channels,
+                ImageSize = imageSize,
+                PatchSize = PatchSize,
+                VocabSize = vocabSize,
+                MaxLength = maxLength > 0 ? maxLength : 128,
             };
             spec.Validate();
             return spec;

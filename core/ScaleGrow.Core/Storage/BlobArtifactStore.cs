@@ -509,7 +509,7 @@ public sealed class BlobArtifactStore : IArtifactStore
         {
             try
             {
-                return await inner.ReadAsync(buffer, offset, count, cancellationToken).ConfigureAwait(false);
+                return await inner.ReadAsync(buffer.AsMemory(offset, count), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (Failure(e) is { } translated)
             {
@@ -517,6 +517,8 @@ public sealed class BlobArtifactStore : IArtifactStore
             }
         }
 
+        [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1835", Justification =
+            "Memory reads go through the array overload and _scratch on purpose (see _scratch).")]
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer,
             CancellationToken cancellationToken = default)
         {

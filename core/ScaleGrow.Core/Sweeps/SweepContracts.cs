@@ -4,7 +4,7 @@ using ScaleGrow.Runs;
 namespace ScaleGrow.Sweeps;
 
 // Small records between the sweep orchestration and its activities (SweepSteps): ids, counts, metrics — no specs of
-// every trial, no tensors (DESIGN.md "State lives in blobs").
+// every trial, no tensors (docs/architecture.md, "Who may depend on whom").
 
 /// <summary>Where a sweep's files live: beside runs, in the same container, so that ids never clash.</summary>
 public static class SweepPaths

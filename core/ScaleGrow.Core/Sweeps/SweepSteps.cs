@@ -15,6 +15,8 @@ namespace ScaleGrow.Sweeps;
 /// </summary>
 public sealed class SweepSteps(IArtifactStore store)
 {
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     /// <summary>Writes a sweep's spec (validated) so its orchestration can start; refuses to overwrite another one.</summary>
     public static async Task SubmitAsync(IArtifactStore store, string sweepId, SweepSpec spec,
         CancellationToken cancellationToken = default)
@@ -156,7 +158,7 @@ public sealed class SweepSteps(IArtifactStore store)
                 ["configuration"] = trial.Configuration, ["prunedReason"] = input.PrunedReason,
             };
             await store.WriteAsync(reportPath,
-                JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }), null,
+                JsonSerializer.SerializeToUtf8Bytes(report, Indented), null,
                 cancellationToken);
         }
         await new RunJournal(store, input.SweepId).UpsertAsync<SweepJournalEntry>($"trial-{input.Index:000}",
@@ -181,7 +183,7 @@ public sealed class SweepSteps(IArtifactStore store)
         string json = SweepPaths.Result(input.SweepId, "sweep.json"), md = SweepPaths.Result(input.SweepId, "sweep.md"),
             png = SweepPaths.Result(input.SweepId, "pareto.png");
         await store.WriteAsync(json, JsonSerializer.SerializeToUtf8Bytes(results,
-            new JsonSerializerOptions { WriteIndented = true }), null, cancellationToken);
+            Indented), null, cancellationToken);
         await store.WriteAsync(md, Encoding.UTF8.GetBytes(SweepReport.Markdown(input.SweepId, trials, results)), null,
             cancellationToken);
         await store.WriteAsync(png, SweepReport.Pareto(input.SweepId, trials), null, cancellationToken);

@@ -100,7 +100,7 @@ public class CheckpointCodecTests
         var extra = new Dictionary<string, string> { ["z"] = "1", ["a"] = "2" };
         var first = SaveModel(new ModelCheckpoint(Spec, weights) { Metadata = extra });
         var reordered = new ModelCheckpoint(Spec, weights.Reverse().ToDictionary())
-            { Metadata = extra.Reverse().ToDictionary() };
+        { Metadata = extra.Reverse().ToDictionary() };
         Assert.Equal(first, SaveModel(new ModelCheckpoint(Spec, weights) { Metadata = extra }));
         Assert.Equal(first, SaveModel(reordered));
     }
@@ -112,7 +112,7 @@ public class CheckpointCodecTests
         var shared = torch.randn(256, 256); // 256 KiB: dominates the file size
         var own = torch.randn(4);
         var single = SaveModel(new ModelCheckpoint(Spec, new Dictionary<string, Tensor>
-            { ["layers.0.attn.weight"] = shared, ["layers.0.own"] = own }));
+        { ["layers.0.attn.weight"] = shared, ["layers.0.own"] = own }));
         var file = SaveModel(new ModelCheckpoint(Spec, new Dictionary<string, Tensor>
         {
             ["layers.0.attn.weight"] = shared, ["layers.0.own"] = own,
@@ -139,7 +139,7 @@ public class CheckpointCodecTests
         var handle = weight.alias(); // another TorchSharp object on the same native tensor
         Assert.NotSame(weight, handle);
         var file = SaveModel(new ModelCheckpoint(Spec, new Dictionary<string, Tensor>
-            { ["b.weight"] = weight, ["a.weight"] = handle }));
+        { ["b.weight"] = weight, ["a.weight"] = handle }));
         var plain = SafeTensorsReader.Read(file, Source);
         Assert.Equal(["a.weight"], plain.Tensors.Keys);
         Assert.Equal("""{"b.weight":"a.weight"}""", plain.Metadata[CheckpointMetadata.AliasesKey]);
@@ -153,7 +153,7 @@ public class CheckpointCodecTests
         using var scope = torch.NewDisposeScope();
         var weight = torch.randn(8, 8);
         var loaded = LoadModel(SaveModel(new ModelCheckpoint(Spec, new Dictionary<string, Tensor>
-            { ["w"] = weight, ["flat"] = weight.view(64), ["row"] = weight[1] })));
+        { ["w"] = weight, ["flat"] = weight.view(64), ["row"] = weight[1] })));
         Assert.NotSame(loaded.Tensors["w"], loaded.Tensors["flat"]);
         AssertSameTensor(weight[1], loaded.Tensors["row"], "row");
         AssertSameTensor(weight.view(64), loaded.Tensors["flat"], "flat");
@@ -243,7 +243,7 @@ public class CheckpointCodecTests
     {
         using var scope = torch.NewDisposeScope();
         var checkpoint = new ModelCheckpoint(Spec, new Dictionary<string, Tensor> { ["w"] = torch.zeros(1) })
-            { Metadata = new Dictionary<string, string> { [key] = "x" } };
+        { Metadata = new Dictionary<string, string> { [key] = "x" } };
         var e = Assert.Throws<ArgumentException>(() => SaveModel(checkpoint));
         Assert.Contains($"'{key}' is reserved", e.Message);
     }

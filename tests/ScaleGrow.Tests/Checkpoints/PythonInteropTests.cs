@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Tests.Infrastructure;
 using TorchSharp;
 using static ScaleGrow.Tests.Checkpoints.SafeTensorsTestFiles;
 using static TorchSharp.torch;
@@ -15,7 +15,7 @@ namespace ScaleGrow.Tests.Checkpoints;
 /// </summary>
 public class PythonInteropTests
 {
-    private const string Python = "/usr/bin/python3";
+    private const string Python = DebianPython.Executable;
 
     // Decodes a safetensors file with the standard library only; numpy, when present, must decode the same values.
     private const string ReaderScript = """
@@ -99,7 +99,7 @@ public class PythonInteropTests
         {
             using (var file = File.Create(path))
                 CheckpointCodec.SaveModel(file, new ModelCheckpoint(spec, tensors) { Metadata = extra });
-            using var output = JsonDocument.Parse(RunPython(path));
+            using var output = JsonDocument.Parse(DebianPython.Run(ReaderScript, path));
             var root = output.RootElement;
 
             var meta = root.GetProperty("metadata").EnumerateObject()
@@ -168,24 +168,5 @@ public class PythonInteropTests
             ScalarType.Bool => ("BOOL", true),
             _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
         };
-    }
-
-    private static string RunPython(string path)
-    {
-        var start = new ProcessStartInfo(Python)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(ReaderScript);
-        start.ArgumentList.Add(path);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(60_000), "python did not finish in 60 s");
-        Assert.True(process.ExitCode == 0, $"python failed: {stderr.Result}");
-        return stdout.Result;
     }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.RegularExpressions;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Tests.Infrastructure;
 using TorchSharp;
 using Xunit.Abstractions;
 using static ScaleGrow.Tests.Checkpoints.SafeTensorsTestFiles;
@@ -86,7 +87,7 @@ public partial class SafeTensorsFuzzTests(ITestOutputHelper output)
         };
         using var modelFile = new MemoryStream();
         CheckpointCodec.SaveModel(modelFile, new ModelCheckpoint("""{"family":"vgg","stages":[1,2]}""", model)
-            { Metadata = new Dictionary<string, string> { ["scalegrow.overlap"] = "{\"a\":1}" } });
+        { Metadata = new Dictionary<string, string> { ["scalegrow.overlap"] = "{\"a\":1}" } });
 
         using var optimizerFile = new MemoryStream();
         CheckpointCodec.SaveOptimizer(optimizerFile, new OptimizerCheckpoint("""{"kind":"adamw","step":3}""",

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Tests.Infrastructure;
 using TorchSharp;
 using static ScaleGrow.Tests.Checkpoints.SafeTensorsTestFiles;
 using static TorchSharp.torch;

@@ -84,27 +84,3 @@ internal static class SafeTensorsTestFiles
         return stream.ToArray();
     }
 }
-
-/// <summary>A read-only stream that cannot seek or report its length (like a network download).</summary>
-internal sealed class NonSeekableStream(byte[] data) : Stream
-{
-    private readonly MemoryStream _inner = new(data, writable: false);
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    // Short reads, as real network streams give, exercise every read loop.
-    public override int Read(byte[] buffer, int offset, int count) =>
-        _inner.Read(buffer, offset, Math.Min(count, 4093));
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-}

@@ -1,5 +1,6 @@
 using System.Text;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Tests.Infrastructure;
 using static ScaleGrow.Tests.Checkpoints.SafeTensorsTestFiles;
 
 namespace ScaleGrow.Tests.Checkpoints;

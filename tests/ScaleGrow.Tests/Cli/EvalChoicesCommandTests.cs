@@ -58,7 +58,8 @@ public sealed class EvalChoicesCommandTests : IDisposable
         File.WriteAllText(questions, Questions);
         torch.manual_seed(17);
         var spec = DecoderSpec.Create(257, hidden: 16, layers: 2, heads: 2, kvHeads: 1, intermediate: 32,
-            tieEmbeddings: true, maxPositions: 64) with { BosTokenId = 256 };
+            tieEmbeddings: true, maxPositions: 64) with
+        { BosTokenId = 256 };
         using var model = new DecoderModel(spec);
         var tokenizer = ByteTokenizer();
         string hf = Path.Combine(_dir, "hf");

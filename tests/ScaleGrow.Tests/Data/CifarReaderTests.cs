@@ -25,11 +25,11 @@ public sealed class CifarReaderTests : IDisposable
     {
         var all = images.data<byte>().ToArray();
         for (int i = 0; i < records; i++)
-        for (int c = 0; c < 3; c++)
-        for (int r = 0; r < 32; r += 7)
-        for (int k = 0; k < 32; k += 5)
-            Assert.Equal(DataFileWriter.CifarPixel(file, i, c, r, k),
-                all[(first + i) * 3072 + c * 1024 + r * 32 + k]);
+            for (int c = 0; c < 3; c++)
+                for (int r = 0; r < 32; r += 7)
+                    for (int k = 0; k < 32; k += 5)
+                        Assert.Equal(DataFileWriter.CifarPixel(file, i, c, r, k),
+                            all[(first + i) * 3072 + c * 1024 + r * 32 + k]);
         Assert.Equal(DataFileWriter.CifarPixel(file, 1, 2, 31, 30), images[first + 1, 2, 31, 30].item<byte>());
     }
 

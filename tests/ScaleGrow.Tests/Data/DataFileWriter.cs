@@ -60,13 +60,13 @@ public sealed class DataFileWriter : IDisposable
     {
         var pixels = new byte[count * height * width];
         for (int i = 0; i < count; i++)
-        for (int p = 0; p < height * width; p++)
-            pixels[i * height * width + p] = p switch
-            {
-                0 => (byte)(i % 256),
-                1 => (byte)(i / 256),
-                _ => (byte)((p * 37 + i * 11) % 256),
-            };
+            for (int p = 0; p < height * width; p++)
+                pixels[i * height * width + p] = p switch
+                {
+                    0 => (byte)(i % 256),
+                    1 => (byte)(i / 256),
+                    _ => (byte)((p * 37 + i * 11) % 256),
+                };
         return pixels;
     }
 
@@ -88,9 +88,9 @@ public sealed class DataFileWriter : IDisposable
             int at = i * (labelCount + 3072);
             labelBytes[i].CopyTo(bytes, at);
             for (int c = 0; c < 3; c++)
-            for (int r = 0; r < 32; r++)
-            for (int k = 0; k < 32; k++)
-                bytes[at + labelCount + c * 1024 + r * 32 + k] = CifarPixel(name, i, c, r, k);
+                for (int r = 0; r < 32; r++)
+                    for (int k = 0; k < 32; k++)
+                        bytes[at + labelCount + c * 1024 + r * 32 + k] = CifarPixel(name, i, c, r, k);
         }
         return Write(name, bytes);
     }

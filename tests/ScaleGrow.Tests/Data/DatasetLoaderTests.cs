@@ -111,9 +111,9 @@ public sealed class DatasetLoaderTests : IDisposable
         _files.WriteCifar("c100/test.bin", new[] { new byte[] { 1, 2 } });
 
         using var c10 = DatasetLoader.Load(new DatasetSpec
-            { Name = DatasetSpec.Cifar10, Directory = _files.PathOf("c10"), ValidationFraction = 0.25 });
+        { Name = DatasetSpec.Cifar10, Directory = _files.PathOf("c10"), ValidationFraction = 0.25 });
         using var c100 = DatasetLoader.Load(new DatasetSpec
-            { Name = DatasetSpec.Cifar100, Directory = _files.PathOf("c100"), CoarseLabels = true });
+        { Name = DatasetSpec.Cifar100, Directory = _files.PathOf("c100"), CoarseLabels = true });
 
         Assert.Equal((15, 5, 1), (c10.Train.Count, c10.Validation.Count, c10.Test.Count));
         Assert.Equal((3, 32, 32, 10), (c10.Channels, c10.Height, c10.Width, c10.NumClasses));

@@ -94,7 +94,7 @@ public class OnnxExportTests
             SequenceLength: 48)));
         torch.manual_seed(12);
         var spec = (TransformerSpec)data.BuildArchitecture(new ModelRequest
-            { Family = "bert", Layers = 2, Heads = 2, HeadDim = 8 });
+        { Family = "bert", Layers = 2, Heads = 2, HeadDim = 8 });
         using var model = new TransformerModel(spec);
         RandomizeTransformer(model);
         var export = OnnxExporter.ExportCheckpoint(ModelIO.SaveModel(model, data.CheckpointMetadata), "bert",
@@ -112,7 +112,7 @@ public class OnnxExportTests
             MaxClasses: 4, VocabSize: 300, SequenceLength: 32, Task: TextDatasetSpec.LanguageModel)));
         torch.manual_seed(13);
         var spec = (DecoderSpec)data.BuildArchitecture(new ModelRequest
-            { Family = "decoder", Layers = 2, Heads = 2, HeadDim = 8, KvHeads = kvHeads, MlpRatio = 2 });
+        { Family = "decoder", Layers = 2, Heads = 2, HeadDim = 8, KvHeads = kvHeads, MlpRatio = 2 });
         spec = spec with { TieEmbeddings = tied };
         using var model = new DecoderModel(spec);
         RandomizeTransformer(model);
@@ -142,7 +142,7 @@ public class OnnxExportTests
         {
             var calibration = data.TestBatches(64).Take(1).Select(b => b.X).ToList();
             using var result = new ModelQuantizer(new QuantizationOptions
-                    { Method = method, Bits = bits, GroupSize = groupSize, CalibrationSamples = 64 })
+            { Method = method, Bits = bits, GroupSize = groupSize, CalibrationSamples = 64 })
                 .Quantize(fused, calibration, overlapMaps: CnnFusion.OverlapMaps(fused.Spec));
             checkpoint = QuantizedCheckpoint.Save(fused, result, metadata: metadata);
         }

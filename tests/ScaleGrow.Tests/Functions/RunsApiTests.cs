@@ -3,9 +3,9 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.DurableTask.Client;
+using ScaleGrow.Data.Text;
 using ScaleGrow.Functions;
 using ScaleGrow.Orchestration;
-using ScaleGrow.Data.Text;
 using ScaleGrow.Runs;
 using ScaleGrow.Storage;
 using ScaleGrow.Tests.Infrastructure;
@@ -47,7 +47,7 @@ public class RunsApiTests(AzuriteFixture azurite)
     };
 
     private static JsonElement Body(IActionResult result) =>
-        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, JsonSerializerOptions.Web);
 
     [Fact]
     public async Task EveryEndpointAnswersItsSuccessAndErrorCases()

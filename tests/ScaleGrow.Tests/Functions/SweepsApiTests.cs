@@ -36,7 +36,7 @@ public class SweepsApiTests(AzuriteFixture azurite)
     private static int Status(IActionResult result) => result is ObjectResult o ? o.StatusCode ?? 200 : ((StatusCodeResult)result).StatusCode;
 
     private static JsonElement Body(IActionResult result) =>
-        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        JsonSerializer.SerializeToElement(((ObjectResult)result).Value, JsonSerializerOptions.Web);
 
     [Fact]
     public async Task ASweepIsStartedWatchedAndDeletedOverHttpAndABadOneIsA400NamingTheAxis()

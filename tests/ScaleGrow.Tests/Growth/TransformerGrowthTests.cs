@@ -12,13 +12,16 @@ public class TransformerGrowthTests
     private static TransformerSpec Vit(int layers = 2, int heads = 2) =>
         TransformerSpec.Seed(TransformerModality.Image, 5, headDim: 8, layers: layers, heads: heads) with
         {
-            InputChannels = 1, ImageSize = 8, PatchSize = 4,
+            InputChannels = 1,
+            ImageSize = 8,
+            PatchSize = 4,
         };
 
     private static TransformerSpec Bert(int layers = 2) =>
         TransformerSpec.Seed(TransformerModality.Text, 3, headDim: 8, layers: layers) with
         {
-            VocabSize = 50, MaxLength = 12,
+            VocabSize = 50,
+            MaxLength = 12,
         };
 
     private static Tensor Input(TransformerSpec spec)

@@ -53,7 +53,7 @@ public class CnnFusionTests
         }
         var stem = Grow(LayerRole.Stem, 0, spec.Stem);
         var blocks = spec.Blocks.Select((b, bi) => new BlockSpec
-            { Layers = b.Layers.Select(l => Grow(LayerRole.Block, bi, l)).ToArray() }).ToArray();
+        { Layers = b.Layers.Select(l => Grow(LayerRole.Block, bi, l)).ToArray() }).ToArray();
         var downs = spec.Downsamples.Select((d, di) => Grow(LayerRole.Downsample, di, d)).ToArray();
         return spec with { Stem = stem, Blocks = blocks, Downsamples = downs, NextId = nextId };
     }

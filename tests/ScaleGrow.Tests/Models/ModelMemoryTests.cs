@@ -21,7 +21,7 @@ public class ModelMemoryTests
     {
         "vit" => ModelFactory.Create(TransformerSpec.Seed(TransformerModality.Image, 10, 16, layers: 2)),
         "bert" => ModelFactory.Create(TransformerSpec.Seed(TransformerModality.Text, 4, 16, layers: 2) with
-            { VocabSize = 300, MaxLength = 32 }),
+        { VocabSize = 300, MaxLength = 32 }),
         "decoder" => ModelFactory.Create(DecoderSpec.Create(200, 32, 2, 4, 4, 64, tieEmbeddings: true, 64)),
         "decoder-gqa" => ModelFactory.Create(DecoderSpec.Create(200, 32, 2, 4, 2, 64, tieEmbeddings: false, 64)),
         _ when family.EndsWith("-fused") => CnnFusion.Fuse(Cnn(family[..^6])),

@@ -24,7 +24,9 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         var tiny = OrchestrationTestKit.TinyGrowth();
         var spec = tiny with
         {
-            Kind = RunKind.Scale, Epochs = 1, MeasureLatency = false,
+            Kind = RunKind.Scale,
+            Epochs = 1,
+            MeasureLatency = false,
             Model = new ModelRequest { Family = "vit", Layers = 2, Heads = 2, HeadDim = 8, PatchSize = 7 },
             Training = new ScaleGrow.Training.TrainingOptions
             {
@@ -150,7 +152,8 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
             Training = tiny.Training with { LearningRate = 0.02 }, // the wiring is tested here, not the learning
             Growth = tiny.Growth with
             {
-                Pattern = "d", DepthPlacement = DepthPlacement.GreedyExcludeLast,
+                Pattern = "d",
+                DepthPlacement = DepthPlacement.GreedyExcludeLast,
                 Init = new InitOptions { PreserveFunction = true },
             },
         };

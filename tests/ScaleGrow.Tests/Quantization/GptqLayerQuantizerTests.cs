@@ -12,8 +12,11 @@ public class GptqLayerQuantizerTests
 
     private static QuantizationOptions Options(string method, int bits = 4, int group = 0, bool symmetric = false,
         int block = 16, bool staticGroups = false) =>
-        new() { Method = method, Bits = bits, GroupSize = group, Symmetric = symmetric, BlockSize = block,
-            StaticGroups = staticGroups };
+        new()
+        {
+            Method = method, Bits = bits, GroupSize = group, Symmetric = symmetric, BlockSize = block,
+            StaticGroups = staticGroups
+        };
 
     private static GptqLayerQuantizer Calibrated(nn.Module layer, Tensor inputs, long batch = 64)
     {

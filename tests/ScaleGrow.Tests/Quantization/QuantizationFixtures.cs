@@ -88,12 +88,12 @@ internal static class QuantizationFixtures
                 labels[i] = (byte)label;
                 int top = label / 2 * (ImageSize / 2), left = label % 2 * (ImageSize / 2);
                 for (int y = 0; y < ImageSize; y++)
-                for (int x = 0; x < ImageSize; x++)
-                {
-                    bool bar = y >= top + 2 && y < top + 4 && x >= left + 1 && x < left + ImageSize / 2 - 1;
-                    pixels[i * pixelsPerImage + y * ImageSize + x] =
-                        (byte)Math.Clamp((bar ? 170 : 40) + random.Next(-40, 41), 0, 255);
-                }
+                    for (int x = 0; x < ImageSize; x++)
+                    {
+                        bool bar = y >= top + 2 && y < top + 4 && x >= left + 1 && x < left + ImageSize / 2 - 1;
+                        pixels[i * pixelsPerImage + y * ImageSize + x] =
+                            (byte)Math.Clamp((bar ? 170 : 40) + random.Next(-40, 41), 0, 255);
+                    }
             }
             files.Write($"{prefix}-images-idx3-ubyte.gz", DataFileWriter.Gzip(DataFileWriter.IdxBytes(
                 IdxReader.ImagesMagic, [count, ImageSize, ImageSize], pixels)));

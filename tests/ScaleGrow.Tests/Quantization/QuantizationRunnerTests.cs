@@ -122,7 +122,7 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
         using var module = model.Module;
         var before = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         new QuantizationRunner().Run(model, new QuantizationRunRequest
-            { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn, Bits = 2 } });
+        { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn, Bits = 2 } });
         foreach (var (name, t) in module.state_dict())
             Assert.True(t.eq(before[name]).all().item<bool>(), name);
     }
@@ -157,7 +157,7 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
             case "bits 1": options.Bits = 1; break;
             case "already quantized":
                 checkpoint = new QuantizationRunner().Run(checkpoint, "grown.safetensors", new QuantizationRunRequest
-                    { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn } }).Checkpoint;
+                { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn } }).Checkpoint;
                 break;
             case "calibration of the wrong image size":
                 calibration = CalibrationSet.FromBatches("wrong", [torch.randn(4, 1, 10, 10)]);
@@ -175,7 +175,8 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
                 break;
             case "gptq on layers hooks cannot see":
                 var transformer = new TransformerModel(TransformerSpec.Seed(TransformerModality.Image, 10, 8)
-                    with { ImageSize = 12 });
+                    with
+                { ImageSize = 12 });
                 checkpoint = ModelIO.SaveModel(transformer);
                 transformer.Dispose();
                 calibration = CalibrationSet.FromBatches("images", [torch.randn(4, 1, 12, 12)]);
@@ -199,10 +200,11 @@ public class QuantizationRunnerTests(TrainedGrownCnn trained) : IClassFixture<Tr
     public void RtnOnAModelWhoseLayersHooksCannotSeeRunsWithoutLayerErrorsAndSaysWhy()
     {
         using var transformer = new TransformerModel(TransformerSpec.Seed(TransformerModality.Image, 10, 8)
-            with { ImageSize = 12 });
+            with
+        { ImageSize = 12 });
         using var calibration = CalibrationSet.FromBatches("images", [torch.randn(4, 1, 12, 12)]);
         var result = new QuantizationRunner().Run(transformer, new QuantizationRunRequest
-            { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn }, Calibration = calibration });
+        { Options = new QuantizationOptions { Method = QuantizationMethods.Rtn }, Calibration = calibration });
         Assert.Contains(result.Report.Notes, n => n.Contains("layer errors not measured"));
         var (loaded, _) = ModelIO.LoadModel(result.Checkpoint, "vit-q.safetensors");
         using var module = loaded.Module;

@@ -360,7 +360,9 @@ public partial class QuantizedCheckpointHostileTests(ITestOutputHelper output)
                 var from = layers[random.Next(layers.Count)];
                 var to = random.Next(3) switch
                 {
-                    0 => layers[random.Next(layers.Count)], 1 => "head", _ => from + ".x",
+                    0 => layers[random.Next(layers.Count)],
+                    1 => "head",
+                    _ => from + ".x",
                 };
                 how = $"layer {from} renamed {to}";
                 var edited = json.Replace($"\"{from}\":", $"\"{to}\":", StringComparison.Ordinal);

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Text.Json;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Quantization;
+using ScaleGrow.Tests.Infrastructure;
 using TorchSharp;
 
 namespace ScaleGrow.Tests.Quantization;
@@ -12,7 +12,7 @@ namespace ScaleGrow.Tests.Quantization;
 /// </summary>
 public class QuantizedCheckpointPythonTests
 {
-    private const string Python = "/usr/bin/python3";
+    private const string Python = DebianPython.Executable;
 
     // The reader of docs/quantization.md ("Reading a quantized checkpoint with json + struct"), printing each
     // dequantized weight as the bit patterns of its float32 values.
@@ -105,7 +105,7 @@ public class QuantizedCheckpointPythonTests
         try
         {
             File.WriteAllBytes(path, bytes);
-            using var decoded = JsonDocument.Parse(RunPython(path));
+            using var decoded = JsonDocument.Parse(DebianPython.Run(Dequantizer, path));
             Assert.Equal(method, decoded.RootElement.GetProperty("method").GetString());
             var weights = decoded.RootElement.GetProperty("weights");
 
@@ -129,22 +129,5 @@ public class QuantizedCheckpointPythonTests
         {
             File.Delete(path);
         }
-    }
-
-    private static string RunPython(string path)
-    {
-        var start = new ProcessStartInfo(Python)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(Dequantizer);
-        start.ArgumentList.Add(path);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(60_000), "python did not finish in 60 s");
-        Assert.True(process.ExitCode == 0, $"python failed: {stderr.Result}");
-        return stdout.Result;
     }
 }

@@ -52,7 +52,10 @@ public class DeviceAuditTests
             {
                 Growth = OrchestrationTestKit.TinyGrowth().Growth with
                 {
-                    MaxEpochs = 3, FineTuneEpochs = 1, Pattern = "wd", FineTuneBranches = FineTuneBranches.Merge,
+                    MaxEpochs = 3,
+                    FineTuneEpochs = 1,
+                    Pattern = "wd",
+                    FineTuneBranches = FineTuneBranches.Merge,
                     Init = new InitOptions { PreserveFunction = true },
                 },
                 MeasureLatency = true,
@@ -99,7 +102,9 @@ public class DeviceAuditTests
         {
             var spec = OrchestrationTestKit.TinyGrowth() with
             {
-                Kind = RunKind.Scale, Epochs = 1, MeasureLatency = false,
+                Kind = RunKind.Scale,
+                Epochs = 1,
+                MeasureLatency = false,
                 Model = new ModelRequest { Family = "vit", Layers = 2, Heads = 2, HeadDim = 8, PatchSize = 7 },
                 Training = new TrainingOptions { Optimizer = OptimizerKind.AdamW, LearningRate = 1e-3, BatchSize = 64 },
                 Scale = new ScaleRunOptions { PretrainEpochs = 1 },

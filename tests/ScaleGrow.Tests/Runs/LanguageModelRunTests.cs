@@ -142,7 +142,8 @@ public class LanguageModelRunTests
             var runs = new RunsService(engine.Client, store);
             var spec = Spec(WriteStories(dir.FullName, documents: 120)) with
             {
-                Epochs = 1, Quantization = null,
+                Epochs = 1,
+                Quantization = null,
                 Scale = new ScaleRunOptions
                 {
                     PretrainEpochs = 1,

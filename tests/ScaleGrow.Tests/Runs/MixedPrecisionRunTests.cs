@@ -58,7 +58,8 @@ public class MixedPrecisionRunTests
             // An explicit CPU with bf16 is a spec error, before anything is registered.
             var e = Assert.Throws<InvalidSpecException>(() => (spec with
             {
-                Device = "cpu", Training = spec.Training with { Precision = TrainingPrecision.Bf16 },
+                Device = "cpu",
+                Training = spec.Training with { Precision = TrainingPrecision.Bf16 },
             }).Validate());
             Assert.Contains("precision 'bf16' needs a CUDA device", e.Message);
         }

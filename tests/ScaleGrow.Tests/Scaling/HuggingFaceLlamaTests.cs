@@ -181,7 +181,9 @@ public sealed class HuggingFaceLlamaTests : IDisposable
     {
         var spec = DecoderModelTests.Tiny() with
         {
-            HeadDim = 64, Hidden = 256, RopeTheta = 500000,
+            HeadDim = 64,
+            Hidden = 256,
+            RopeTheta = 500000,
             RopeScaling = new RopeScaling
             {
                 Factor = 32, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositions = 8192,

@@ -33,7 +33,8 @@ public sealed class MultipleChoiceEvaluatorTests : IDisposable
 
         torch.manual_seed(13);
         var spec = DecoderSpec.Create(257, hidden: 32, layers: 2, heads: 2, kvHeads: 1, intermediate: 64,
-            tieEmbeddings: true, maxPositions: 32) with { BosTokenId = 256 };
+            tieEmbeddings: true, maxPositions: 32) with
+        { BosTokenId = 256 };
         using var model = new DecoderModel(spec);
         // Memorise "<bos>question answer": inputs and next-token targets, padding ignored.
         var texts = items.Select(i => new[] { 256 }.Concat(Bytes(i.Question + " " + i.Choices[i.Answer])).ToArray())

@@ -10,7 +10,10 @@ internal static class ScaleNetTestModels
     public static TransformerSpec Vit(int layers = 3) =>
         TransformerSpec.Seed(TransformerModality.Image, 5, headDim: 4, layers: layers, heads: 2) with
         {
-            InputChannels = 1, ImageSize = 8, PatchSize = 4, MlpRatio = 2,
+            InputChannels = 1,
+            ImageSize = 8,
+            PatchSize = 4,
+            MlpRatio = 2,
         };
 
     public static Tensor Images(long batch = 3) => torch.randn(batch, 1, 8, 8);

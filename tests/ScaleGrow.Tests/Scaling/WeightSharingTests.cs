@@ -152,7 +152,8 @@ public class WeightSharingTests
 
         var chained = spec with
         {
-            Layers = [.. spec.Layers, new TransformerLayerSpec { Id = 9, SharesWith = 2 }], NextId = 10,
+            Layers = [.. spec.Layers, new TransformerLayerSpec { Id = 9, SharesWith = 2 }],
+            NextId = 10,
         };
         var e = Assert.Throws<InvalidSpecException>(() => chained.Validate());
         Assert.Contains("L9 shares with L2", e.Message);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using ScaleGrow.Storage;
+using ScaleGrow.Tests.Infrastructure;
 
 namespace ScaleGrow.Tests.Storage;
 
@@ -107,7 +108,7 @@ public abstract class ArtifactStoreContractTests : IAsyncLifetime
         Assert.Equal(content.Length - 1000, written.Length);
         Assert.Equal(content[1000..], await Store.ReadAllBytesAsync(P("a/seekable.bin")));
 
-        var forwardOnly = await Store.WriteAsync(P("a/forward.bin"), new ForwardOnlyStream(content));
+        var forwardOnly = await Store.WriteAsync(P("a/forward.bin"), new NonSeekableStream(content, maxRead: 7000));
         Assert.Equal(content.Length, forwardOnly.Length);
         Assert.Equal(content, await Store.ReadAllBytesAsync(P("a/forward.bin")));
         Assert.Equal(forwardOnly.ETag, (await Store.GetInfoAsync(P("a/forward.bin")))!.ETag);
@@ -469,30 +470,5 @@ public abstract class ArtifactStoreContractTests : IAsyncLifetime
         Assert.Equal(workers * incrementsEach, successes);
         Assert.Equal(successes.ToString(), Encoding.UTF8.GetString(await Store.ReadAllBytesAsync(path)));
         Assert.Equal(successes, tags.Distinct().Count());
-    }
-
-    /// <summary>A stream that can only be read forward, like a network response.</summary>
-    protected sealed class ForwardOnlyStream(byte[] content) : Stream
-    {
-        private readonly MemoryStream _inner = new(content);
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) =>
-            _inner.Read(buffer, offset, Math.Min(count, 7000));
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

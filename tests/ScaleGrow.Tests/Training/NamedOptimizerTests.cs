@@ -49,7 +49,7 @@ public class NamedOptimizerTests
     {
         var (a, b) = TwinModels();
         var ours = new NamedOptimizer(a.named_parameters(), new TrainingOptions
-            { Optimizer = OptimizerKind.AdamW, LearningRate = 0.01, WeightDecay = 0.05, DecayNormsAndBiases = true });
+        { Optimizer = OptimizerKind.AdamW, LearningRate = 0.01, WeightDecay = 0.05, DecayNormsAndBiases = true });
         var reference = torch.optim.AdamW(b.parameters(), 0.01, weight_decay: 0.05);
         Run(a, ours.ZeroGrad, () => ours.StepWith(0.01), 20);
         Run(b, reference.zero_grad, () => reference.step(), 20);

@@ -73,8 +73,8 @@ public static class FortuneClassification
         // How many distinct topic files each text occurs in.
         var filesPerText = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var topic in corpus.Topics)
-        foreach (var text in topic.Fortunes.Distinct(StringComparer.Ordinal))
-            filesPerText[text] = filesPerText.GetValueOrDefault(text) + 1;
+            foreach (var text in topic.Fortunes.Distinct(StringComparer.Ordinal))
+                filesPerText[text] = filesPerText.GetValueOrDefault(text) + 1;
 
         var kept = new List<(FortuneTopic Topic, List<string> Fortunes, FortuneTopicCount Count)>();
         foreach (var topic in corpus.Topics)

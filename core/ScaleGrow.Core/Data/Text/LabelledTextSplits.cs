@@ -14,9 +14,9 @@ public sealed class LabelledTextSplits
     {
         if (classNames.Count == 0) throw new ArgumentException($"{name}: no classes", nameof(classNames));
         foreach (var (split, samples) in new[] { ("train", train), ("validation", validation), ("test", test) })
-        foreach (var sample in samples)
-            if (sample.Label < 0 || sample.Label >= classNames.Count)
-                throw new ArgumentException($"{name}/{split}: label {sample.Label} outside 0..{classNames.Count - 1}");
+            foreach (var sample in samples)
+                if (sample.Label < 0 || sample.Label >= classNames.Count)
+                    throw new ArgumentException($"{name}/{split}: label {sample.Label} outside 0..{classNames.Count - 1}");
         Name = name;
         ClassNames = classNames;
         Train = train;

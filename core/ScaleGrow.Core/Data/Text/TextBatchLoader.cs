@@ -28,7 +28,7 @@ public sealed record TextBatchOptions(
 /// — so a resumed epoch replays identically. Batches are made lazily: each MoveNext builds one batch in a private
 /// dispose scope and moves only ids and labels out, into the scope current at that moment (the caller's step).
 /// </summary>
-public sealed class TextBatchLoader
+public sealed class TextBatchLoader : IBatchLoader
 {
     private readonly TextDataset _data;
     private readonly long[]? _lengths;
@@ -72,6 +72,8 @@ public sealed class TextBatchLoader
             yield return MakeBatch(order.AsSpan(start, size).ToArray());
         }
     }
+
+    IEnumerable<(Tensor X, Tensor Y)> IBatchLoader.Epoch(int epoch) => Epoch(epoch);
 
     private (Tensor Ids, Tensor Labels) MakeBatch(long[] indices)
     {

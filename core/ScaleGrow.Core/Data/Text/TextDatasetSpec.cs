@@ -91,20 +91,7 @@ public sealed record TextDatasetSpec(
     public string ToJson() => JsonSerializer.Serialize(this, TextJson.Default.TextDatasetSpec);
 
     /// <summary>Parses and validates a spec; malformed JSON is an <see cref="InvalidSpecException"/>.</summary>
-    public static TextDatasetSpec FromJson(string json, string source = "text dataset spec")
-    {
-        TextDatasetSpec? spec;
-        try
-        {
-            spec = JsonSerializer.Deserialize(json, TextJson.Default.TextDatasetSpec);
-        }
-        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException
-                                      or ArgumentException)
-        {
-            throw new InvalidSpecException($"{source}: not a valid text dataset spec: {DataFiles.OneLine(e.Message)}");
-        }
-        if (spec is null) throw new InvalidSpecException($"{source}: text dataset spec is null");
-        spec.Validate();
-        return spec;
-    }
+    public static TextDatasetSpec FromJson(string json, string source = "text dataset spec") =>
+        SpecJson.Parse(json, TextJson.Default.TextDatasetSpec, source, "not a valid text dataset spec",
+            "text dataset spec is null", spec => spec.Validate(), argumentErrorsAreInvalid: true);
 }

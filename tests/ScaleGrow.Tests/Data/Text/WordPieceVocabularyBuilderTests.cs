@@ -88,8 +88,8 @@ public sealed class WordPieceVocabularyBuilderTests
     {
         var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (var text in texts)
-        foreach (var word in System.Text.RegularExpressions.Regex.Matches(text, @"\w+|[^\w\s]+").Select(m => m.Value))
-            counts[word] = counts.GetValueOrDefault(word) + 1;
+            foreach (var word in System.Text.RegularExpressions.Regex.Matches(text, @"\w+|[^\w\s]+").Select(m => m.Value))
+                counts[word] = counts.GetValueOrDefault(word) + 1;
         var words = counts.Select(kv => (Pieces: kv.Key.Select((c, i) => i == 0 ? c.ToString() : "##" + c).ToList(),
             Count: kv.Value)).ToList();
         var vocabulary = new List<string>(TextTokenizer.SpecialTokens);
