@@ -40,7 +40,7 @@ public class FamilyTypeSwitchTests
         for (int i = 0; i < lines.Length; i++)
         {
             string text = lines[i].Trim();
-            if (text.StartsWith("//", StringComparison.Ordinal) || text.StartsWith("[", StringComparison.Ordinal))
+            if (text.StartsWith("//", StringComparison.Ordinal) || text.StartsWith('['))
                 continue;
             if (pattern.IsMatch(lines[i])) found.Add((i + 1, text));
         }
