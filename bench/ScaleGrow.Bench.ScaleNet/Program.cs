@@ -7,13 +7,13 @@ using ScaleGrow.Bench.ScaleNet;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Scaling;
 using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 // ScaleNet at small scale (issue 8): (a) the pretrained model trained further, (b) ScaleNet 2x with a third of (c)'s
 // steps, (c) the 2x-deep model from scratch, (d) 2x by independent copies, (e) 2x sharing without adapters; then

@@ -6,10 +6,10 @@ using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
 using ScaleGrow.Export;
 using ScaleGrow.Families;
-using ScaleGrow.Models.Decoder;
-using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Models.Decoder;
+using ScaleGrow.Models.Transformer;
 using ScaleGrow.Runs;
 using ScaleGrow.Scaling;
 using ScaleGrow.Training;
@@ -87,8 +87,11 @@ public static class Commands
         {
             table.AddRow(p.Name, p.Spec.Kind.ToString().ToLowerInvariant(), Markup.Escape(p.Model),
                 Markup.Escape(p.Data), Markup.Escape(p.Description));
-            list.Add(new JsonObject { ["name"] = p.Name, ["kind"] = p.Spec.Kind.ToString().ToLowerInvariant(),
-                ["description"] = p.Description });
+            list.Add(new JsonObject
+            {
+                ["name"] = p.Name, ["kind"] = p.Spec.Kind.ToString().ToLowerInvariant(),
+                ["description"] = p.Description
+            });
         }
         output.Human.Write(table);
         output.Result(new JsonObject { ["presets"] = list });
@@ -275,8 +278,11 @@ public static class Commands
         var after = ModelStats.Of(fused.Spec);
         output.Line($"fused {Markup.Escape(model.Spec.ArchString)}: {before.Parameters:N0} → {after.Parameters:N0} parameters, " +
                     $"wrote {Markup.Escape(outPath)}");
-        output.Result(new JsonObject { ["out"] = outPath, ["arch"] = fused.Spec.ArchString,
-            ["parametersBefore"] = before.Parameters, ["parametersAfter"] = after.Parameters });
+        output.Result(new JsonObject
+        {
+            ["out"] = outPath, ["arch"] = fused.Spec.ArchString,
+            ["parametersBefore"] = before.Parameters, ["parametersAfter"] = after.Parameters
+        });
         return 0;
     }
 }
@@ -305,4 +311,4 @@ public static class AtomicFile
 [System.Text.Json.Serialization.JsonSerializable(typeof(RunListing))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<RunListing>))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(ScaleGrow.Sweeps.SweepSummary))]
-internal partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext;
+internal sealed partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext;

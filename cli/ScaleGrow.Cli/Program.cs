@@ -14,7 +14,7 @@ try
     // Intra-op threads for every command: --threads N anywhere, else SCALEGROW_THREADS, else the cores this process
     // may use (Environment.ProcessorCount follows a container's CPU limit; libtorch's own default does not).
     var (rest, threads) = CommandLine.TakeThreads(args);
-    ScaleGrow.Training.ComputeDevice.ConfigureThreads(threads);
+    ScaleGrow.ComputeDevice.ConfigureThreads(threads);
     if (rest.Length == 0) throw new UsageException("no command (scalegrow --help lists them)");
     args = rest;
     return await Commands.RunAsync(args[0], args[1..]);

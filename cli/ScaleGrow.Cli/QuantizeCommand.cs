@@ -1,8 +1,8 @@
-using ScaleGrow.Training;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Quantization;
+using ScaleGrow.Training;
 using Spectre.Console;
 
 namespace ScaleGrow.Cli;

@@ -3,10 +3,10 @@ using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Families;
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
 using Spectre.Console;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Cli;
 

@@ -105,8 +105,10 @@ public static class GrowthOrchestration
                     result.Epochs.Select(e => e.ValidationAccuracy).ToList()));
             state = state with
             {
-                Checkpoint = result.Checkpoint, NextStep = Math.Max(state.NextStep, result.Checkpoint.Step + 1),
-                Position = result.Position, Progress = progress,
+                Checkpoint = result.Checkpoint,
+                NextStep = Math.Max(state.NextStep, result.Checkpoint.Step + 1),
+                Position = result.Position,
+                Progress = progress,
                 LastValidationAccuracy = result.Epochs.Count > 0 ? result.Epochs[^1].ValidationAccuracy
                     : state.LastValidationAccuracy,
                 Device = result.Device ?? state.Device,
@@ -137,9 +139,14 @@ public static class GrowthOrchestration
         int start = state.Position.Epoch;
         return state with
         {
-            Expanded = true, Checkpoint = result.Checkpoint, NextStep = result.Checkpoint.Step + 1,
-            ArchitectureJson = result.ArchitectureJson, Arch = result.Arch, Parameters = result.Parameters,
-            Phase = RunPhase.Train, PhaseEndEpoch = start + s.Epochs,
+            Expanded = true,
+            Checkpoint = result.Checkpoint,
+            NextStep = result.Checkpoint.Step + 1,
+            ArchitectureJson = result.ArchitectureJson,
+            Arch = result.Arch,
+            Parameters = result.Parameters,
+            Phase = RunPhase.Train,
+            PhaseEndEpoch = start + s.Epochs,
             Schedule = new ScheduleSegment(s.Training.LearningRate, s.Training.MinLearningRate, start, s.Epochs,
                 s.Training.WarmupEpochs),
         };
@@ -174,8 +181,11 @@ public static class GrowthOrchestration
         {
             BeforeLastGrowth = new PreGrowthModel(state.Checkpoint, state.ArchitectureJson, state.Arch,
                 state.Parameters, state.Position.Epoch),
-            Checkpoint = migrated, NextStep = step + 1, ArchitectureJson = inserted.ArchitectureJson,
-            Arch = inserted.Arch, Parameters = inserted.Parameters,
+            Checkpoint = migrated,
+            NextStep = step + 1,
+            ArchitectureJson = inserted.ArchitectureJson,
+            Arch = inserted.Arch,
+            Parameters = inserted.Parameters,
             Progress = progress with
             {
                 Growths = progress.Growths + 1,
@@ -235,7 +245,10 @@ public static class GrowthOrchestration
                 OptimizerMigrationStrategy.Inherit, merged.Rewritten), Retry);
         return state with
         {
-            Checkpoint = migrated, NextStep = step + 1, ArchitectureJson = merged.ArchitectureJson, Arch = merged.Arch,
+            Checkpoint = migrated,
+            NextStep = step + 1,
+            ArchitectureJson = merged.ArchitectureJson,
+            Arch = merged.Arch,
             Parameters = merged.Parameters,
         };
     }
@@ -249,7 +262,8 @@ public static class GrowthOrchestration
         double current = state.Schedule.For(1).At(start);
         return state with
         {
-            Phase = epochs > 0 ? RunPhase.FineTune : RunPhase.Finalize, StopReason = state.StopReason ?? reason,
+            Phase = epochs > 0 ? RunPhase.FineTune : RunPhase.Finalize,
+            StopReason = state.StopReason ?? reason,
             PhaseEndEpoch = start + epochs,
             Schedule = new ScheduleSegment(current, state.Settings.Training.MinLearningRate, start, epochs, 0),
         };
@@ -268,8 +282,12 @@ public static class GrowthOrchestration
         if (state.BeforeLastGrowth is { } before && state.Position.Epoch <= before.GrowthEpoch)
             return state with
             {
-                Phase = RunPhase.Finalize, Checkpoint = before.Checkpoint, ArchitectureJson = before.ArchitectureJson,
-                Arch = before.Arch, Parameters = before.Parameters, BeforeLastGrowth = null,
+                Phase = RunPhase.Finalize,
+                Checkpoint = before.Checkpoint,
+                ArchitectureJson = before.ArchitectureJson,
+                Arch = before.Arch,
+                Parameters = before.Parameters,
+                BeforeLastGrowth = null,
                 StopReason = $"{reason}; delivered the model from before the last growth ({before.Arch}, step " +
                              $"{before.Checkpoint.Step}): the grown {state.Arch} had not trained a full epoch " +
                              $"(stopped at epoch {state.Position.Epoch + 1}, batch {state.Position.Batch})",

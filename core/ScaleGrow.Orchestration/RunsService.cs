@@ -70,8 +70,11 @@ public sealed class RunsService(DurableTaskClient client, IArtifactStore store, 
         CancellationToken cancellationToken = default)
     {
         if (pageSize is < 1 or > 100) throw new InvalidSpecException($"page size must be in 1..100, got {pageSize}");
-        var query = new OrchestrationQuery { PageSize = pageSize, ContinuationToken = continuationToken,
-            FetchInputsAndOutputs = true };
+        var query = new OrchestrationQuery
+        {
+            PageSize = pageSize, ContinuationToken = continuationToken,
+            FetchInputsAndOutputs = true
+        };
         await foreach (var page in client.GetAllInstancesAsync(query).AsPages(continuationToken, pageSize)
                            .WithCancellation(cancellationToken))
         {
@@ -234,9 +237,3 @@ public sealed class RunResumeConflictException(string runId) : ScaleGrowExceptio
 
 /// <summary>The run does not exist (HTTP 404).</summary>
 public sealed class RunNotFoundException(string runId) : ScaleGrowException($"run '{runId}' not found");
-
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(
-    PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase,
-    UseStringEnumConverter = true)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(GrowthRunState))]
-internal partial class OrchestrationJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -92,7 +92,7 @@ public sealed class SweepsService(DurableTaskClient client, IArtifactStore store
         if (listing.Status == "completed") throw new RunExistsException(sweepId, completed: true);
         string? current = await InstanceOfAsync(sweepId, cancellationToken);
         if (current is not null && await client.GetInstanceAsync(current, cancellationToken) is
-                { RuntimeStatus: OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Pending })
+            { RuntimeStatus: OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Pending })
             throw new InvalidSpecException($"sweep '{sweepId}' is running; stop it first or watch it (`scalegrow runs show {sweepId}`)");
         // Past every instance this sweep had: the in-process engine forgets them, the store does not.
         int n = current is null ? 1 : Rank(current) + 1;

@@ -12,7 +12,7 @@ using ScaleGrow.Storage;
 // listed once in ActivityTable.
 ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 // Intra-op threads: SCALEGROW_THREADS, else the replica's CPU limit (libtorch's default counts the host's cores).
-ScaleGrow.Training.ComputeDevice.ConfigureThreads();
+ScaleGrow.ComputeDevice.ConfigureThreads();
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddSingleton<IArtifactStore>(_ => ArtifactStoreSettings.Open(builder.Configuration));

@@ -29,8 +29,11 @@ public sealed class SweepsApi(IArtifactStore store, DataAccessPolicy dataAccess)
             string id = await new SweepsService(client, store, dataAccess).StartAsync(spec, requested,
                 request.HttpContext.RequestAborted);
             string status = Link(request, id);
-            return new AcceptedResult(status, new { sweepId = id, trials = spec.TrialCount, statusUrl = status,
-                stopUrl = status + "/stop" });
+            return new AcceptedResult(status, new
+            {
+                sweepId = id, trials = spec.TrialCount, statusUrl = status,
+                stopUrl = status + "/stop"
+            });
         });
     }
 

@@ -51,7 +51,7 @@ public static class ModelIO
         using var counter = new LengthCountingStream();
         using var scope = torch.NewDisposeScope();
         CheckpointCodec.SaveModel(counter, new ModelCheckpoint(model.Spec.ToJson(), AsStored(model.Module.state_dict()))
-            { Metadata = extra });
+        { Metadata = extra });
         return counter.Length;
     }
 

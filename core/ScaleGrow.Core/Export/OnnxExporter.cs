@@ -6,12 +6,11 @@ using ScaleGrow.Checkpoints;
 using ScaleGrow.Data;
 using ScaleGrow.Data.Text;
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Quantization;
-using ScaleGrow.Runs;
 using ScaleGrow.Scaling;
 using TorchSharp;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Export;
 
@@ -84,7 +83,7 @@ public static class OnnxExporter
     /// <summary>Metadata keys copied from the checkpoint into the ONNX file.</summary>
     private static readonly string[] CarriedKeys =
     [
-        CheckpointMetadata.SpecKey, InputNormalization.MetadataKey, TextTokenizer.MetadataKey, TextRunData.MetadataKey,
+        CheckpointMetadata.SpecKey, InputNormalization.MetadataKey, TextTokenizer.MetadataKey, TextDatasetSpec.MetadataKey,
         CheckpointMetadata.QuantizationKey, HuggingFaceTokenizer.MetadataKey,
     ];
 

@@ -220,7 +220,7 @@ internal sealed class OnnxGraphBuilder
         long[] ints => WithInts(
             new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints }, ints),
         string s => new AttributeProto
-            { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(s) },
+        { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(s) },
         _ => throw new ArgumentException($"attribute {name}: unsupported value type {value.GetType().Name}"),
     };
 

@@ -1,9 +1,9 @@
 using Microsoft.ML.OnnxRuntime;
-using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace ScaleGrow.Export;
 

@@ -63,7 +63,7 @@ public static class CnnGrowthOperators
         }
         var stem = Grow(LayerRole.Stem, 0, spec.Stem);
         var blocks = spec.Blocks.Select((b, bi) => new BlockSpec
-            { Layers = b.Layers.Select(l => Grow(LayerRole.Block, bi, l)).ToArray() }).ToArray();
+        { Layers = b.Layers.Select(l => Grow(LayerRole.Block, bi, l)).ToArray() }).ToArray();
         var downs = spec.Downsamples.Select((d, di) => Grow(LayerRole.Downsample, di, d)).ToArray();
         if (byLayer.Count > 0)
             throw new InvalidSpecException($"width growth: no layer with id {string.Join(", ", byLayer.Keys)}");

@@ -1,6 +1,6 @@
 using ScaleGrow.Models;
-using ScaleGrow.Training;
 using ScaleGrow.Models.Cnn;
+using ScaleGrow.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -77,7 +77,10 @@ public sealed record ModelMemory(long Parameters, long ParameterBytes, long Acti
         {
             unit = char.ToUpperInvariant(s[^1]) switch
             {
-                'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, 'T' => 1L << 40,
+                'K' => 1L << 10,
+                'M' => 1L << 20,
+                'G' => 1L << 30,
+                'T' => 1L << 40,
                 _ => 0,
             };
             s = s[..^1];

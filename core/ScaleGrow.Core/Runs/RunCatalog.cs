@@ -63,8 +63,8 @@ public sealed class RunCatalog(IArtifactStore store)
         return new RunListing(runId, status, arch, epochs.Count, journal.OfType<GrowthEntry>().Count(),
             accuracy, (string?)report?["stopReason"], report is null ? null : reportPath)
         {
-            Sweep = Sweeps.SweepPaths.ParseTrialId(runId) is { } trial
-                    && await store.GetInfoAsync(Sweeps.SweepPaths.Spec(trial.SweepId), cancellationToken) is not null
+            Sweep = SweepPaths.ParseTrialId(runId) is { } trial
+                    && await store.GetInfoAsync(SweepPaths.Spec(trial.SweepId), cancellationToken) is not null
                 ? trial.SweepId : null,
         };
     }

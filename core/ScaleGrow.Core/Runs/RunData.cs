@@ -242,7 +242,7 @@ public sealed class TextRunData(TextDataSplits data)
     };
 
     /// <summary>Checkpoint metadata key of the text dataset spec the model was trained on (for <c>eval</c>).</summary>
-    public const string MetadataKey = "scalegrow.textData";
+    public const string MetadataKey = TextDatasetSpec.MetadataKey;
 
     /// <summary>
     /// The data a text checkpoint is evaluated on: the text data spec it recorded (with <paramref name="userFile"/>,

@@ -14,6 +14,9 @@ public sealed class RunJournal(IArtifactStore store, string runId)
 {
     private readonly string _path = RunPaths.Journal(runId);
 
+    /// <summary>Indented JSON, as the journal and the run's reports are written (one cached options instance).</summary>
+    internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public async Task UpsertAsync(string key, JsonObject entry, CancellationToken cancellationToken = default)
     {
         entry["key"] = key;
@@ -28,7 +31,7 @@ public sealed class RunJournal(IArtifactStore store, string runId)
                 if ((string?)entries[i]!["key"] == key) { existing = i; break; }
             if (existing >= 0) entries[existing] = entry;
             else entries.Add(entry);
-            var bytes = JsonSerializer.SerializeToUtf8Bytes(journal, new JsonSerializerOptions { WriteIndented = true });
+            var bytes = JsonSerializer.SerializeToUtf8Bytes(journal, Indented);
             try
             {
                 await store.WriteAsync(_path, bytes,

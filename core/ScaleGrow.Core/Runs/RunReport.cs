@@ -26,8 +26,11 @@ public static class RunReport
             if (scored is not null)
             {
                 var scores = RunJournal.ToJson(scored);
-                entry["importance"] = new JsonObject { ["blocks"] = scores["blocks"]?.DeepClone(),
-                    ["layers"] = scores["layers"]?.DeepClone() };
+                entry["importance"] = new JsonObject
+                {
+                    ["blocks"] = scores["blocks"]?.DeepClone(),
+                    ["layers"] = scores["layers"]?.DeepClone()
+                };
             }
             history.Add(entry);
         }

@@ -47,7 +47,7 @@ public sealed record GrowthRunState
     public EvaluationResult? Evaluation { get; init; }
     public int Executions { get; init; }
 
-    /// <summary>Where the last training step computed (<see cref="Training.ComputeDevice.Name"/>, e.g. <c>cuda:0 (…)</c>).</summary>
+    /// <summary>Where the last training step computed (<see cref="ComputeDevice.Name"/>, e.g. <c>cuda:0 (…)</c>).</summary>
     public string? Device { get; init; }
 
     /// <summary>Scale runs: the ScaleNet expansion has happened.</summary>

@@ -42,7 +42,7 @@ public sealed record EpochRecord
     public required string Arch { get; init; }
     public required long Parameters { get; init; }
 
-    /// <summary>Where the epoch trained (<see cref="Training.ComputeDevice.Name"/>); null in runs from before devices.</summary>
+    /// <summary>Where the epoch trained (<see cref="ComputeDevice.Name"/>); null in runs from before devices.</summary>
     public string? Device { get; init; }
 
     /// <summary>The precision the epoch trained in (fp32 where bf16/fp16 fell back on a CPU); null before devices.</summary>

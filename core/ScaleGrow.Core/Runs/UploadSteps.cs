@@ -3,14 +3,13 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Data;
 using ScaleGrow.Export;
 using ScaleGrow.Models;
-using ScaleGrow.Data;
 using ScaleGrow.Models.Cnn;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Quantization;
 using ScaleGrow.Storage;
-
 using ScaleGrow.Training;
 
 namespace ScaleGrow.Runs;
@@ -379,5 +378,5 @@ public sealed class UploadSteps(IArtifactStore store)
     }
 
     private static byte[] Json(JsonObject o) =>
-        JsonSerializer.SerializeToUtf8Bytes(o, new JsonSerializerOptions { WriteIndented = true });
+        JsonSerializer.SerializeToUtf8Bytes(o, RunJournal.Indented);
 }

@@ -1,7 +1,7 @@
-using ScaleGrow.Training;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ScaleGrow.Models.Decoder;
+using ScaleGrow.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

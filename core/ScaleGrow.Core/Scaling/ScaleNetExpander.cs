@@ -1,9 +1,9 @@
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Transformer;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Scaling;
 
@@ -73,7 +73,7 @@ public static class ScaleNetExpander
         var (spec, mapping) = ExpandSpec(pretrained.Spec, options);
         torch.manual_seed(seed);
         var expanded = ModelFactory.Create(spec); // adapters drawn on the CPU: the same on every device
-        ScaleGrow.Training.ComputeDevice.Of(pretrained.Module).Place(expanded.Module);
+        ScaleGrow.ComputeDevice.Of(pretrained.Module).Place(expanded.Module);
         var sourceOf = mapping.Where(m => m.LayerId != m.SourceLayerId)
             .ToDictionary(m => m.LayerId, m => m.SourceLayerId);
         var layerSpecs = ((ILayeredSpec)spec).Layers;

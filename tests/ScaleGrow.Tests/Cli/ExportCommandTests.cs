@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Cnn;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Scaling;
 using ScaleGrow.Tests.Export;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Cli;
 

@@ -1,9 +1,9 @@
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
 using TorchSharp;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Models;
 

@@ -1,11 +1,11 @@
 using System.Text;
 using ScaleGrow.Checkpoints;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Decoder;
 using ScaleGrow.Scaling;
 using ScaleGrow.Tests.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Scaling;
 

@@ -1,12 +1,12 @@
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Transformer;
 using ScaleGrow.Scaling;
 using ScaleGrow.Training;
 using TorchSharp;
 using static ScaleGrow.Tests.Scaling.ScaleNetTestModels;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Tests.Scaling;
 

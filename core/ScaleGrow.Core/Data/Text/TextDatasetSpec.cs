@@ -41,6 +41,9 @@ public sealed record TextDatasetSpec(
     int SequenceLength = 160,
     string Task = TextDatasetSpec.Classification)
 {
+    /// <summary>Checkpoint metadata key of a text model's data spec (its labels and task travel with the model).</summary>
+    public const string MetadataKey = "scalegrow.textData";
+
     public const string Fortunes = "fortunes";
     public const string LabelledText = "labelled-text";
     public const string TextFile = "text-file";

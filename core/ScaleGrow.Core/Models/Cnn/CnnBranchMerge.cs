@@ -52,7 +52,7 @@ public static class CnnBranchMerge
         if (model.Spec.Fused)
             throw new InvalidSpecException("branch merge: the model is already fused (plain convolutions without norms)");
         var units = MultiBranchUnits(model);
-        var merged = ScaleGrow.Training.ComputeDevice.Of(model).Place(new CnnModel(MergedSpec(model.Spec)));
+        var merged = ScaleGrow.ComputeDevice.Of(model).Place(new CnnModel(MergedSpec(model.Spec)));
         var rewritten = new List<string>();
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();

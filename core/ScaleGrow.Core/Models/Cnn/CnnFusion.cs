@@ -13,7 +13,7 @@ public static class CnnFusion
     public static CnnModel Fuse(CnnModel model)
     {
         var fusedSpec = model.Spec with { Fused = true };
-        var fused = ScaleGrow.Training.ComputeDevice.Of(model).Place(new CnnModel(fusedSpec));
+        var fused = ScaleGrow.ComputeDevice.Of(model).Place(new CnnModel(fusedSpec));
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         // Norms, SE modules and the classifier keep their names and shapes: copy them (buffers included).

@@ -1,8 +1,8 @@
+using ScaleGrow.Models.Adapters;
 using ScaleGrow.Models.Transformer;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Models.Decoder;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
-using ScaleGrow.Models.Transformer;
 using ScaleGrow.Models.Adapters;
+using ScaleGrow.Models.Transformer;
 
 namespace ScaleGrow.Models.Decoder;
 
@@ -104,11 +104,11 @@ public sealed record DecoderSpec : ArchitectureSpec, ILayeredSpec
     /// <summary>A decoder with <paramref name="layers"/> plain layers (ids 0…), head dimension hidden/heads.</summary>
     public static DecoderSpec Create(int vocabSize, int hidden, int layers, int heads, int kvHeads, int intermediate,
         bool tieEmbeddings = false, int maxPositions = 2048) => new()
-    {
-        NumClasses = vocabSize, VocabSize = vocabSize, Hidden = hidden, Heads = heads, KvHeads = kvHeads,
-        HeadDim = hidden / heads, Intermediate = intermediate, TieEmbeddings = tieEmbeddings,
-        MaxPositions = maxPositions,
-        Layers = Enumerable.Range(0, layers).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
-        NextId = layers,
-    };
+        {
+            NumClasses = vocabSize, VocabSize = vocabSize, Hidden = hidden, Heads = heads, KvHeads = kvHeads,
+            HeadDim = hidden / heads, Intermediate = intermediate, TieEmbeddings = tieEmbeddings,
+            MaxPositions = maxPositions,
+            Layers = Enumerable.Range(0, layers).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = layers,
+        };
 }

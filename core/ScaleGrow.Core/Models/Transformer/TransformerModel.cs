@@ -1,7 +1,7 @@
+using ScaleGrow.Models.Adapters;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using ScaleGrow.Models.Adapters;
 
 namespace ScaleGrow.Models.Transformer;
 

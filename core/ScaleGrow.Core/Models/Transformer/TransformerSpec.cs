@@ -37,7 +37,8 @@ public sealed record TransformerSpec : ArchitectureSpec, ScaleGrow.Models.Adapte
 
     [JsonIgnore] public int Width => Heads * HeadDim;
     [JsonIgnore] public int MlpHidden => (int)Math.Round(MlpRatio * Width);
-    [JsonIgnore] public int Tokens => Modality == TransformerModality.Image
+    [JsonIgnore]
+    public int Tokens => Modality == TransformerModality.Image
         ? (ImageSize / PatchSize) * (ImageSize / PatchSize) + 1
         : MaxLength;
 
@@ -85,11 +86,11 @@ public sealed record TransformerSpec : ArchitectureSpec, ScaleGrow.Models.Adapte
     /// <summary>The seed of thesis 3.4.1: one layer, two heads.</summary>
     public static TransformerSpec Seed(TransformerModality modality, int numClasses, int headDim, int layers = 1,
         int heads = 2) => new()
-    {
-        Modality = modality, NumClasses = numClasses, Heads = heads, HeadDim = headDim,
-        Layers = Enumerable.Range(0, layers).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
-        NextId = layers,
-    };
+        {
+            Modality = modality, NumClasses = numClasses, Heads = heads, HeadDim = headDim,
+            Layers = Enumerable.Range(0, layers).Select(i => new TransformerLayerSpec { Id = i }).ToArray(),
+            NextId = layers,
+        };
 }
 
 /// <summary>

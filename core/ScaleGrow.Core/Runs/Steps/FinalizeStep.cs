@@ -42,7 +42,7 @@ public sealed class FinalizeStep(RunSteps run) : RunStep<FinalizeInput, RunSumma
             report["onnx"] = JsonSerializer.SerializeToNode(exported, RunStepsJson.Default.ExportModelResult);
         string reportPath = RunPaths.Final(input.RunId, "report.json");
         await Run.Store.WriteAsync(reportPath,
-            JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }), null,
+            JsonSerializer.SerializeToUtf8Bytes(report, RunJournal.Indented), null,
             cancellationToken);
         await Run.Store.WriteAsync(RunPaths.Final(input.RunId, "curves.png"),
             RunReport.Curves(journal, $"{input.RunId}: {grown.Spec.ArchString}"), null, cancellationToken);

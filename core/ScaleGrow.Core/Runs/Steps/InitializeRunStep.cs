@@ -19,7 +19,7 @@ namespace ScaleGrow.Runs;
 
 public sealed record InitializeRunInput(string RunId);
 
-/// <param name="Device">Where the model was built (<see cref="Training.ComputeDevice.Name"/>).</param>
+/// <param name="Device">Where the model was built (<see cref="ComputeDevice.Name"/>).</param>
 public sealed record InitializeRunResult(RunCheckpoint Checkpoint, string ArchitectureJson, string Arch,
     long Parameters, RunSettings Settings, string? Device = null);
 

@@ -1,8 +1,8 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
 using ScaleGrow.Training;
-using System.Diagnostics;
-using System.Text.Json.Nodes;
 using TorchSharp;
 
 namespace ScaleGrow.Runs;

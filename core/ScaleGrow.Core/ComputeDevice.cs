@@ -3,7 +3,7 @@ using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ScaleGrow.Training;
+namespace ScaleGrow;
 
 /// <summary>
 /// Where a step computes: a TorchSharp device and the floating-point type parameters live in there. A run chooses
