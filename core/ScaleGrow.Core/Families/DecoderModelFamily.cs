@@ -22,7 +22,6 @@ public sealed class DecoderModelFamily : IModelFamily, IOnnxExportableFamily
     public Type SpecType => typeof(DecoderSpec);
     public Type ModelType => typeof(DecoderModel);
     public bool IsLanguageModel => true;
-    public bool HasMultiBranchBlocks => false;
 
     /// <summary>The decoder behind <paramref name="model"/>, or null when it is of another family (multiple-choice
     /// evaluation and the Hugging Face export need the decoder's own API).</summary>
@@ -47,19 +46,6 @@ public sealed class DecoderModelFamily : IModelFamily, IOnnxExportableFamily
     public long[] InputShape(ArchitectureSpec spec) => [Spec(spec).MaxPositions];
 
     public bool ReadsText(ArchitectureSpec spec) => true;
-
-    public bool IsInferenceForm(IScaleGrowModel model) => true;
-
-    public int FusibleUnits(IScaleGrowModel model) => 0;
-
-    public IScaleGrowModel ToInferenceForm(IScaleGrowModel model) => model;
-
-    public IReadOnlyDictionary<string, int[,]>? OverlapMaps(ArchitectureSpec spec) => null;
-
-    public IReadOnlyList<string> BranchLines(ArchitectureSpec spec) => [];
-
-    public bool TryPlaceGrown(Tensor target, Tensor source, string name, ArchitectureSpec oldSpec,
-        ArchitectureSpec newSpec) => false;
 
     OnnxGraphOutput IOnnxExportableFamily.EmitOnnx(OnnxGraphBuilder builder, IScaleGrowModel model, string inputName,
         object batch)

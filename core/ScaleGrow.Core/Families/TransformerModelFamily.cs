@@ -25,7 +25,6 @@ public sealed class TransformerModelFamily : IModelFamily, IGrowableFamily, IOnn
     public Type SpecType => typeof(TransformerSpec);
     public Type ModelType => typeof(TransformerModel);
     public bool IsLanguageModel => false;
-    public bool HasMultiBranchBlocks => false;
 
     public string SpecToJson(ArchitectureSpec spec) => ArchitectureSpec.ToDeclaredJson(Spec(spec));
 
@@ -49,16 +48,6 @@ public sealed class TransformerModelFamily : IModelFamily, IGrowableFamily, IOnn
     }
 
     public bool ReadsText(ArchitectureSpec spec) => Spec(spec).Modality == TransformerModality.Text;
-
-    public bool IsInferenceForm(IScaleGrowModel model) => true;
-
-    public int FusibleUnits(IScaleGrowModel model) => 0;
-
-    public IScaleGrowModel ToInferenceForm(IScaleGrowModel model) => model;
-
-    public IReadOnlyDictionary<string, int[,]>? OverlapMaps(ArchitectureSpec spec) => null;
-
-    public IReadOnlyList<string> BranchLines(ArchitectureSpec spec) => [];
 
     /// <summary>When every attention head got wider (table 3-12's ablation), each head's rows move to the head's new
     /// block: head h's d old rows go to rows h·d' … h·d' + d of the grown tensor.</summary>

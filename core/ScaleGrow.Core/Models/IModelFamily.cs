@@ -47,26 +47,30 @@ public interface IModelFamily
 
     /// <summary>True when the family grows multi-branch blocks (CNN): block-level placement rules and branch merging
     /// apply to it only.</summary>
-    bool HasMultiBranchBlocks { get; }
+    bool HasMultiBranchBlocks => false;
+
+    // The members from here on default to a family without branches (nothing to fuse, no overlap maps, grown
+    // tensors copied as leading slices); a family overrides what it has.
 
     /// <summary>True when <paramref name="model"/> is already in its inference form (nothing to fuse).</summary>
-    bool IsInferenceForm(IScaleGrowModel model);
+    bool IsInferenceForm(IScaleGrowModel model) => true;
 
     /// <summary>The number of multi-branch units <see cref="ToInferenceForm"/> merges (0 when none).</summary>
-    int FusibleUnits(IScaleGrowModel model);
+    int FusibleUnits(IScaleGrowModel model) => 0;
 
     /// <summary>A new model computing the same function in inference form (structural re-parameterization, RepVGG);
     /// <paramref name="model"/> itself when it already is.</summary>
-    IScaleGrowModel ToInferenceForm(IScaleGrowModel model);
+    IScaleGrowModel ToInferenceForm(IScaleGrowModel model) => model;
 
     /// <summary>The overlap maps a checkpoint of this spec carries (fused CNN kernels, thesis 4.2), or null.</summary>
-    IReadOnlyDictionary<string, int[,]>? OverlapMaps(ArchitectureSpec spec);
+    IReadOnlyDictionary<string, int[,]>? OverlapMaps(ArchitectureSpec spec) => null;
 
     /// <summary>One line per layer naming its units' parallel branches (<c>inspect</c>), empty when the family has
     /// no branches.</summary>
-    IReadOnlyList<string> BranchLines(ArchitectureSpec spec);
+    IReadOnlyList<string> BranchLines(ArchitectureSpec spec) => [];
 
     /// <summary>Puts an old tensor's values into a grown tensor when its layout is not a leading slice (every attention
     /// head wider); false when the leading-slice copy of <see cref="TensorPlacement"/> applies.</summary>
-    bool TryPlaceGrown(Tensor target, Tensor source, string name, ArchitectureSpec oldSpec, ArchitectureSpec newSpec);
+    bool TryPlaceGrown(Tensor target, Tensor source, string name, ArchitectureSpec oldSpec, ArchitectureSpec newSpec) =>
+        false;
 }

@@ -112,7 +112,6 @@ public class ModelFamiliesTests
         public Type SpecType => typeof(TinySpec);
         public Type ModelType => typeof(TinyModel);
         public bool IsLanguageModel => false;
-        public bool HasMultiBranchBlocks => false;
 
         public string SpecToJson(ArchitectureSpec spec)
         {
@@ -144,13 +143,7 @@ public class ModelFamiliesTests
         public long ActivationsPerSample(ArchitectureSpec spec) => ((TinySpec)spec).Width + spec.NumClasses;
         public long[] InputShape(ArchitectureSpec spec) => [((TinySpec)spec).Width];
         public bool ReadsText(ArchitectureSpec spec) => false;
-        public bool IsInferenceForm(IScaleGrowModel model) => true;
-        public int FusibleUnits(IScaleGrowModel model) => 0;
-        public IScaleGrowModel ToInferenceForm(IScaleGrowModel model) => model;
-        public IReadOnlyDictionary<string, int[,]>? OverlapMaps(ArchitectureSpec spec) => null;
-        public IReadOnlyList<string> BranchLines(ArchitectureSpec spec) => [];
 
-        public bool TryPlaceGrown(Tensor target, Tensor source, string name, ArchitectureSpec oldSpec,
-            ArchitectureSpec newSpec) => false;
+        // Fusion, overlap maps, branch lines and grown-tensor placement: the interface's branch-free defaults.
     }
 }

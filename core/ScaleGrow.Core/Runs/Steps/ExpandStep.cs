@@ -1,6 +1,4 @@
-using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
-using ScaleGrow.Models;
 using ScaleGrow.Scaling;
 using ScaleGrow.Training;
 

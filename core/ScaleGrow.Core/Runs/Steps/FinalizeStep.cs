@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ScaleGrow.Models;
-using ScaleGrow.Quantization;
 
 namespace ScaleGrow.Runs;
 

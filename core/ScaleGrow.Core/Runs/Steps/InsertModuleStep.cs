@@ -1,18 +1,6 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using ScaleGrow.Checkpoints;
-using ScaleGrow.Data;
 using ScaleGrow.Growth;
 using ScaleGrow.Models;
-using ScaleGrow.Models.Cnn;
-using ScaleGrow.Storage;
-using ScaleGrow.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ScaleGrow.Runs;

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using ScaleGrow.Models;
 using ScaleGrow.Quantization;
 
 namespace ScaleGrow.Runs;

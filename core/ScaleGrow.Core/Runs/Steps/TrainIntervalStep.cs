@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using ScaleGrow.Checkpoints;
 using ScaleGrow.Models;
 using ScaleGrow.Training;
