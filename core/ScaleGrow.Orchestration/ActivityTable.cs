@@ -37,10 +37,9 @@ public sealed class ActivityTable
         table.Add<FinalizeInput, RunSummary>(FinalizeStep.Name, new FinalizeStep(steps).RunAsync);
         if (uploads is not null)
         {
-            table.Add<UploadRef, UploadValidation>(TaskNames.ValidateUpload, (u, ct) => uploads.ValidateAsync(u, ct));
-            table.Add<RejectUploadInput, UploadOutcome>(TaskNames.RejectUpload,
-                (i, ct) => uploads.RejectAsync(i.Upload, i.Error, ct));
-            table.Add<UploadRef, UploadOutcome>(TaskNames.Quantize, (u, ct) => uploads.QuantizeAsync(u, ct));
+            table.Add<UploadRef, UploadValidation>(ValidateUploadStep.Name, new ValidateUploadStep(uploads).RunAsync);
+            table.Add<RejectUploadInput, UploadOutcome>(RejectUploadStep.Name, new RejectUploadStep(uploads).RunAsync);
+            table.Add<UploadRef, UploadOutcome>(QuantizeStep.Name, new QuantizeStep(uploads).RunAsync);
         }
         if (sweeps is not null)
         {

@@ -19,7 +19,7 @@ public static class QuantizeUploadOrchestration
         UploadValidation validation;
         try
         {
-            validation = await context.CallActivityAsync<UploadValidation>(TaskNames.ValidateUpload, upload, Retry);
+            validation = await context.CallActivityAsync<UploadValidation>(ValidateUploadStep.Name, upload, Retry);
         }
         catch (TaskFailedException e)
         {
@@ -30,7 +30,7 @@ public static class QuantizeUploadOrchestration
         context.SetCustomStatus(new { phase = "quantize", upload.Name, validation.Arch });
         try
         {
-            return await context.CallActivityAsync<UploadOutcome>(TaskNames.Quantize, upload, Retry);
+            return await context.CallActivityAsync<UploadOutcome>(QuantizeStep.Name, upload, Retry);
         }
         catch (TaskFailedException e)
         {
@@ -41,7 +41,7 @@ public static class QuantizeUploadOrchestration
     private static Task<UploadOutcome> RejectAsync(TaskOrchestrationContext context, UploadRef upload, string error)
     {
         context.SetCustomStatus(new { phase = "rejected", upload.Name, Error = error });
-        return context.CallActivityAsync<UploadOutcome>(TaskNames.RejectUpload, new RejectUploadInput(upload, error),
+        return context.CallActivityAsync<UploadOutcome>(RejectUploadStep.Name, new RejectUploadInput(upload, error),
             Retry);
     }
 
@@ -65,5 +65,3 @@ public static class QuantizeUploadOrchestration
                                        GrowthOrchestration.ShouldRetry(failure),
         });
 }
-
-public sealed record RejectUploadInput(UploadRef Upload, string Error);

@@ -22,7 +22,7 @@ public static class ScaleGrowTasks
         if (activities.Contains(TaskNames.PlanSweep))
             registry.AddOrchestratorFunc<SweepRunInput, SweepSummary?>(TaskNames.SweepRun,
                 (context, input) => SweepOrchestration.RunAsync(context, input));
-        if (activities.Contains(TaskNames.ValidateUpload))
+        if (activities.Contains(ValidateUploadStep.Name))
             registry.AddOrchestratorFunc<UploadRef, UploadOutcome>(TaskNames.QuantizeUpload,
                 (context, upload) => QuantizeUploadOrchestration.RunAsync(context, upload));
         activities.AddTo(new RegistrySink(registry));

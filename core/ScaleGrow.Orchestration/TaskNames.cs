@@ -1,18 +1,14 @@
 namespace ScaleGrow.Orchestration;
 
 /// <summary>
-/// Names of the orchestrations, events, and the upload and sweep activities, shared by every host. A run's activities
-/// carry their names themselves (<c>TrainIntervalStep.Name</c>, …: core/ScaleGrow.Core/Runs/Steps/).
+/// Names of the orchestrations, events, and the sweep activities, shared by every host. A run's and an
+/// upload's activities carry their names themselves (<c>TrainIntervalStep.Name</c>, …: core/ScaleGrow.Core/Runs/Steps/).
 /// </summary>
 public static class TaskNames
 {
     public const string GrowthRun = "GrowthRun";
     public const string QuantizeUpload = "QuantizeUpload";
     public const string SweepRun = "SweepRun";
-
-    public const string Quantize = "Quantize";
-    public const string ValidateUpload = "ValidateUpload";
-    public const string RejectUpload = "RejectUpload";
 
     public const string PlanSweep = "PlanSweep";
     public const string PrepareTrial = "PrepareTrial";

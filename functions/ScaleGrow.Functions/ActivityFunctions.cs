@@ -66,17 +66,17 @@ public sealed class ActivityFunctions(ActivityTable activities)
     public Task<RunSummary> Finalize([ActivityTrigger] FinalizeInput input) =>
         activities.RunAsync<FinalizeInput, RunSummary>(FinalizeStep.Name, input);
 
-    [Function(TaskNames.ValidateUpload)]
+    [Function(ValidateUploadStep.Name)]
     public Task<UploadValidation> ValidateUpload([ActivityTrigger] UploadRef upload) =>
-        activities.RunAsync<UploadRef, UploadValidation>(TaskNames.ValidateUpload, upload);
+        activities.RunAsync<UploadRef, UploadValidation>(ValidateUploadStep.Name, upload);
 
-    [Function(TaskNames.RejectUpload)]
+    [Function(RejectUploadStep.Name)]
     public Task<UploadOutcome> RejectUpload([ActivityTrigger] RejectUploadInput input) =>
-        activities.RunAsync<RejectUploadInput, UploadOutcome>(TaskNames.RejectUpload, input);
+        activities.RunAsync<RejectUploadInput, UploadOutcome>(RejectUploadStep.Name, input);
 
-    [Function(TaskNames.Quantize)]
+    [Function(QuantizeStep.Name)]
     public Task<UploadOutcome> Quantize([ActivityTrigger] UploadRef upload) =>
-        activities.RunAsync<UploadRef, UploadOutcome>(TaskNames.Quantize, upload);
+        activities.RunAsync<UploadRef, UploadOutcome>(QuantizeStep.Name, upload);
 
     [Function(TaskNames.PlanSweep)]
     public Task<SweepPlan> PlanSweep([ActivityTrigger] PlanSweepInput input) =>

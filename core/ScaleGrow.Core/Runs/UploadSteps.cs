@@ -17,8 +17,6 @@ namespace ScaleGrow.Runs;
 /// <summary>An uploaded file, identified by its name in the <c>uploads</c> container and the ETag it had.</summary>
 public sealed record UploadRef(string Name, string ETag);
 
-public sealed record UploadValidation(bool Valid, string? Error, string? Arch, long Parameters, string? Calibration);
-
 public sealed record UploadOutcome(string Status, string Name, string? Artifact, string Report, string? Error);
 
 /// <summary>Where one upload's results go (see <see cref="UploadSteps.PathsFor"/>).</summary>
@@ -26,13 +24,17 @@ public sealed record UploadPaths(string Folder, string Artifact, string Report, 
     string ErrorReport);
 
 /// <summary>
-/// Quantize-on-upload's steps. An upload is hostile input: size-checked before it is read, streamed at the version
+/// What quantize-on-upload's steps share (the steps: <c>Runs/Steps/ValidateUploadStep.cs</c>, <c>RejectUploadStep.cs</c>,
+/// <c>QuantizeStep.cs</c>): the store, the limits, result paths and the quantization defaults. An upload is hostile input: size-checked before it is read, streamed at the version
 /// the upload event named (its ETag) and never held whole in memory, parsed by the hostile-input checkpoint reader,
 /// its tensors checked against its own spec. A rejected file gets an error report and is moved to <c>rejected</c>;
 /// nothing is retried forever (validation failures are results, not exceptions).
 /// </summary>
 public sealed class UploadSteps(IArtifactStore store)
 {
+    /// <summary>Where uploads arrive and their results go.</summary>
+    internal IArtifactStore Store => store;
+
     public const string Uploads = "uploads", Quantized = "quantized", Rejected = "rejected";
 
     /// <summary>Results of names that cannot be used as folders (too long, or not addressable) go under this folder,
@@ -89,40 +91,9 @@ public sealed class UploadSteps(IArtifactStore store)
         return slash < 0 ? name : name[(slash + 1)..];
     }
 
-    public async Task<UploadValidation> ValidateAsync(UploadRef upload, CancellationToken cancellationToken = default)
-    {
-        string path = PathOf(Uploads, upload.Name);
-        if (!ArtifactPath.IsValid(path))
-            return Invalid($"upload name '{ArtifactPath.Printable(upload.Name)}' cannot be stored: " +
-                           NameProblem(path));
-        try
-        {
-            var info = await CurrentVersionAsync(upload, cancellationToken);
-            if (info.Length > MaxUploadBytes)
-                return Invalid($"{path}: {info.Length} bytes is over the {MaxUploadBytes}-byte limit");
-            await using var stream = await store.OpenVersionAsync(path, info.ETag, cancellationToken);
-            var limits = new SafeTensorsReadOptions { MaxHeaderBytes = MaxHeaderBytes };
-            if (CheckpointCodec.ReadKind(stream, path, limits) is { } kind && kind != CheckpointMetadata.ModelKind)
-                return Invalid($"{path}: already a {kind}; upload a float checkpoint");
-            var (model, _) = ModelIO.LoadModel(stream, path);
-            using (model.Module)
-            {
-                info.Metadata.TryGetValue("calibration", out var calibration);
-                OptionsFor(info.Metadata, path);
-                ExportFor(info.Metadata, path);
-                return new UploadValidation(true, null, model.Spec.ArchString, ModelStats.Of(model.Spec).Parameters,
-                    calibration);
-            }
-        }
-        catch (ScaleGrowException e) when (e is not ArtifactStoreUnavailableException)
-        {
-            return Invalid(e.Message.ReplaceLineEndings(" "));
-        }
-    }
+    internal static UploadValidation Invalid(string error) => new(false, error, null, 0, null);
 
-    private static UploadValidation Invalid(string error) => new(false, error, null, 0, null);
-
-    private static string NameProblem(string path)
+    internal static string NameProblem(string path)
     {
         try
         {
@@ -139,7 +110,7 @@ public sealed class UploadSteps(IArtifactStore store)
     /// <exception cref="ArtifactNotFoundException">The upload was deleted.</exception>
     /// <exception cref="ArtifactConflictException">The name now holds another version (that version's own event
     /// handles it).</exception>
-    private async Task<ArtifactInfo> CurrentVersionAsync(UploadRef upload, CancellationToken cancellationToken)
+    internal async Task<ArtifactInfo> CurrentVersionAsync(UploadRef upload, CancellationToken cancellationToken)
     {
         string path = PathOf(Uploads, upload.Name);
         var info = await store.GetInfoAsync(path, cancellationToken)
@@ -151,51 +122,11 @@ public sealed class UploadSteps(IArtifactStore store)
         return info;
     }
 
-    private static bool SameVersion(string a, string b) => Unquoted(a) == Unquoted(b);
+    internal static bool SameVersion(string a, string b) => Unquoted(a) == Unquoted(b);
 
     private static string Unquoted(string eTag) => eTag.StartsWith("W/", StringComparison.Ordinal)
         ? eTag[2..].Trim('"')
         : eTag.Trim('"');
-
-    /// <summary>
-    /// Writes the error report and moves the upload aside (idempotent). When the upload's name already holds another
-    /// version, that version is left where it is, and this report never replaces one already written for it.
-    /// </summary>
-    public async Task<UploadOutcome> RejectAsync(UploadRef upload, string error, CancellationToken cancellationToken = default)
-    {
-        var paths = PathsFor(upload.Name, Quantization.Bits);
-        string source = PathOf(Uploads, upload.Name);
-        bool addressable = ArtifactPath.IsValid(source);
-        var current = addressable ? await store.GetInfoAsync(source, cancellationToken) : null;
-        bool ours = current is not null && SameVersion(current.ETag, upload.ETag);
-        var report = Json(new JsonObject
-        {
-            ["upload"] = upload.Name, ["etag"] = upload.ETag, ["status"] = "rejected", ["error"] = error,
-            ["movedTo"] = ours ? paths.RejectedUpload : null,
-        });
-        bool superseded = current is not null && !ours;
-        try
-        {
-            await store.WriteAsync(paths.ErrorReport, report,
-                superseded ? ArtifactWriteOptions.IfNotExists : null, cancellationToken);
-        }
-        catch (ArtifactConflictException) when (superseded)
-        {
-            // The newer version's report is already there: it is the one that matters.
-        }
-        if (ours)
-        {
-            try
-            {
-                await store.MoveAsync(source, paths.RejectedUpload, cancellationToken);
-            }
-            catch (ArtifactConflictException)
-            {
-                // Replaced while moving: the new version stays for its own event; the copy in rejected/ is ours.
-            }
-        }
-        return new UploadOutcome("rejected", upload.Name, null, paths.ErrorReport, error);
-    }
 
     /// <summary>How uploads are quantized unless the upload's metadata says otherwise (<c>method</c>, <c>bits</c>,
     /// <c>groupSize</c>, <c>calibration</c>).</summary>
@@ -207,59 +138,9 @@ public sealed class UploadSteps(IArtifactStore store)
     /// <summary>Folder of the calibration datasets (null: their default folders).</summary>
     public string? DataDirectory { get; init; }
 
-    /// <summary>
-    /// Quantizes the upload (thesis chapter 4, <see cref="QuantizationRunner"/>: fuses a multi-branch CNN first) and
-    /// writes the packed checkpoint and a report. The upload is streamed at the ETag that was validated; if the name
-    /// holds another version by now, this fails with <see cref="ArtifactConflictException"/> (the orchestration then
-    /// rejects this version with that message). Calibration images come from the training split of the dataset
-    /// the upload's <c>calibration</c> metadata names, else the one its input shape suggests; when that is not
-    /// installed here the calibrated methods fall back to round-to-nearest and the report says so. Idempotent: a
-    /// retry rewrites the same two blobs.
-    /// </summary>
-    public async Task<UploadOutcome> QuantizeAsync(UploadRef upload, CancellationToken cancellationToken = default)
-    {
-        string path = PathOf(Uploads, upload.Name);
-        var info = await CurrentVersionAsync(upload, cancellationToken);
-        var meta = info.Metadata;
-        var options = OptionsFor(meta, path);
-        var notes = new List<string>();
-        await using var stream = await store.OpenVersionAsync(path, info.ETag, cancellationToken);
-        var (spec, header) = ReadSpec(stream, path);
-        using var data = CalibrationData(spec, InputNormalization.FromMetadata(header, path),
-            meta.GetValueOrDefault("calibration"), notes);
-        using var calibration = data is null
-            ? CalibrationSet.None()
-            : CalibrationSet.FromTrainingSplit(data, options.CalibrationSamples, options.Seed);
-        var result = new QuantizationRunner().Run(stream, path, new QuantizationRunRequest
-        {
-            Options = options, Calibration = calibration, EvaluationData = EvaluationSamples > 0 ? data : null,
-            Device = ComputeDevice.Resolve("auto"), // the replica's GPU when it has one
-        }, cancellation: cancellationToken);
-        var paths = PathsFor(upload.Name, options.Bits);
-        await store.WriteAsync(paths.Artifact, result.Checkpoint, null, cancellationToken);
-        var json = JsonNode.Parse(result.Report.ToJson())!.AsObject();
-        if (ExportFor(meta, path) is { } exportOptions)
-        {
-            // Beside the quantized checkpoint, from the checkpoint just written (docs/deploy.md).
-            var exported = OnnxExporter.ExportCheckpoint(result.Checkpoint, paths.Artifact, exportOptions);
-            string onnx = OnnxPathFor(paths.Artifact);
-            await store.WriteAsync(onnx, exported.Bytes, null, cancellationToken);
-            json["onnx"] = onnx;
-            json["onnxBytes"] = exported.Bytes.LongLength;
-            json["onnxOpset"] = exported.Opset;
-        }
-        json["upload"] = upload.Name;
-        json["etag"] = upload.ETag;
-        json["status"] = "quantized";
-        json["artifact"] = paths.Artifact;
-        if (notes.Count > 0) json["uploadNotes"] = new JsonArray(notes.Select(n => (JsonNode)n!).ToArray());
-        await store.WriteAsync(paths.Report, Json(json), null, cancellationToken);
-        return new UploadOutcome("quantized", upload.Name, paths.Artifact, paths.Report, null);
-    }
-
     /// <summary>The architecture spec from the checkpoint's header alone (no tensor is read); the stream is left where
     /// it was.</summary>
-    private (ArchitectureSpec Spec, IReadOnlyDictionary<string, string> Header) ReadSpec(Stream stream, string path)
+    internal (ArchitectureSpec Spec, IReadOnlyDictionary<string, string> Header) ReadSpec(Stream stream, string path)
     {
         var header = CheckpointCodec.ReadMetadata(stream, path,
             new SafeTensorsReadOptions { MaxHeaderBytes = MaxHeaderBytes });
@@ -280,7 +161,7 @@ public sealed class UploadSteps(IArtifactStore store)
     /// checkpoint (<c>quantized/{name}/{stem}.w{bits}.onnx</c>), with the opset in <c>exportOpset</c> (default 21);
     /// absent: no export. Anything else is refused when the upload is validated.
     /// </summary>
-    private static OnnxExportOptions? ExportFor(IReadOnlyDictionary<string, string> meta, string path)
+    internal static OnnxExportOptions? ExportFor(IReadOnlyDictionary<string, string> meta, string path)
     {
         if (!meta.TryGetValue("export", out var format)) return null;
         if (format != "onnx") throw new InvalidSpecException($"{path}: metadata export='{format}' must be 'onnx'");
@@ -309,7 +190,7 @@ public sealed class UploadSteps(IArtifactStore store)
         ".onnx";
 
     /// <summary>The service's quantization options with the upload's metadata overrides, validated.</summary>
-    private QuantizationOptions OptionsFor(IReadOnlyDictionary<string, string> meta, string path)
+    internal QuantizationOptions OptionsFor(IReadOnlyDictionary<string, string> meta, string path)
     {
         static int? Int(IReadOnlyDictionary<string, string> m, string key, string path) =>
             m.TryGetValue(key, out var v)
@@ -327,7 +208,7 @@ public sealed class UploadSteps(IArtifactStore store)
 
     /// <summary>Calibration and evaluation images, normalised as the model was trained (<paramref name="recorded"/>;
     /// older uploads without it: the data's own statistics, and a note says so).</summary>
-    private DataSplits? CalibrationData(ArchitectureSpec spec, InputNormalization? recorded, string? named,
+    internal DataSplits? CalibrationData(ArchitectureSpec spec, InputNormalization? recorded, string? named,
         List<string> notes)
     {
         if (ModelFamilies.For(spec) is { IsLanguageModel: false } family && family.ReadsText(spec))
@@ -366,7 +247,7 @@ public sealed class UploadSteps(IArtifactStore store)
         return null;
     }
 
-    private static string PathOf(string container, string name) => $"{container}/{name}";
+    internal static string PathOf(string container, string name) => $"{container}/{name}";
 
     /// <summary>A name safe for any store: letters, digits, '.', '-', '_'; everything else becomes '_'.</summary>
     public static string SafeName(string name)
@@ -377,6 +258,6 @@ public sealed class UploadSteps(IArtifactStore store)
         return s.Length > 200 ? s[..200] : s;
     }
 
-    private static byte[] Json(JsonObject o) =>
+    internal static byte[] Json(JsonObject o) =>
         JsonSerializer.SerializeToUtf8Bytes(o, RunJournal.Indented);
 }

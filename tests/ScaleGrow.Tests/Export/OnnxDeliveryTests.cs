@@ -79,8 +79,8 @@ public class OnnxDeliveryTests
             };
             var upload = new UploadRef("grown.safetensors",
                 (await store.GetInfoAsync($"{UploadSteps.Uploads}/grown.safetensors"))!.ETag);
-            Assert.True((await steps.ValidateAsync(upload)).Valid);
-            var outcome = await steps.QuantizeAsync(upload);
+            Assert.True((await new ValidateUploadStep(steps).RunAsync(upload)).Valid);
+            var outcome = await new QuantizeStep(steps).RunAsync(upload);
             Assert.Equal("quantized", outcome.Status);
             var report = JsonNode.Parse(await store.ReadAllBytesAsync(outcome.Report))!;
             string onnx = (string)report["onnx"]!;
@@ -95,7 +95,7 @@ public class OnnxDeliveryTests
             await store.WriteAsync($"{UploadSteps.Uploads}/bad.safetensors",
                 await store.ReadAllBytesAsync($"{UploadSteps.Uploads}/grown.safetensors"),
                 new ArtifactWriteOptions { Metadata = new Dictionary<string, string> { ["export"] = "tflite" } });
-            var bad = await steps.ValidateAsync(new UploadRef("bad.safetensors",
+            var bad = await new ValidateUploadStep(steps).RunAsync(new UploadRef("bad.safetensors",
                 (await store.GetInfoAsync($"{UploadSteps.Uploads}/bad.safetensors"))!.ETag));
             Assert.False(bad.Valid);
             Assert.Contains("export='tflite'", bad.Error);

@@ -270,9 +270,9 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         Assert.Equal(newETag.Trim('"'), still.ETag.Trim('"'));
 
         // … and the quantize step itself reads only the version that was validated.
-        await Assert.ThrowsAsync<ArtifactConflictException>(() => uploads.QuantizeAsync(stale));
+        await Assert.ThrowsAsync<ArtifactConflictException>(() => new QuantizeStep(uploads).RunAsync(stale));
         var current = new UploadRef(name, newETag);
-        Assert.Equal("quantized", (await uploads.QuantizeAsync(current)).Status);
+        Assert.Equal("quantized", (await new QuantizeStep(uploads).RunAsync(current)).Status);
     }
 
     [Fact]
@@ -301,7 +301,7 @@ public class UploadFunctionsTests(AzuriteFixture azurite)
         // Validation alone reads every tensor: it used to read the file whole twice (the SDK's buffer and a copy);
         // streamed, it allocates a few buffers of a few MiB on the managed heap (tensors live in native memory).
         long before = GC.GetTotalAllocatedBytes(precise: true);
-        var validation = await uploads.ValidateAsync(new UploadRef(name, etag));
+        var validation = await new ValidateUploadStep(uploads).RunAsync(new UploadRef(name, etag));
         long validating = GC.GetTotalAllocatedBytes(precise: true) - before;
         Assert.True(validation.Valid, validation.Error);
         Assert.True(validating < length / 8, $"validation allocated {validating:N0} bytes for {length:N0}");

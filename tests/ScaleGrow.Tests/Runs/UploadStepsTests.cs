@@ -42,7 +42,7 @@ public class UploadStepsTests
             EvaluationSamples = 300, Quantization = new ScaleGrow.Quantization.QuantizationOptions { Method = "rtn", Bits = 8 },
         };
         var upload = new UploadRef(name, (await store.GetInfoAsync($"{UploadSteps.Uploads}/{name}"))!.ETag);
-        var outcome = await steps.QuantizeAsync(upload);
+        var outcome = await new QuantizeStep(steps).RunAsync(upload);
         Assert.Equal("quantized", outcome.Status);
         return JsonNode.Parse(await store.ReadAllBytesAsync(outcome.Report))!;
     }
