@@ -43,12 +43,11 @@ public sealed class ActivityTable
         }
         if (sweeps is not null)
         {
-            table.Add<PlanSweepInput, SweepPlan>(TaskNames.PlanSweep, (i, ct) => sweeps.PlanAsync(i, ct));
-            table.Add<PrepareTrialInput, PrepareTrialResult>(TaskNames.PrepareTrial,
-                (i, ct) => sweeps.PrepareTrialAsync(i, ct));
-            table.Add<RecordTrialInput, RecordTrialResult>(TaskNames.RecordTrial, (i, ct) => sweeps.RecordTrialAsync(i, ct));
-            table.Add<StopTrialsInput, bool>(TaskNames.StopTrials, (i, ct) => sweeps.StopTrialsAsync(i, ct));
-            table.Add<FinishSweepInput, SweepSummary>(TaskNames.FinishSweep, (i, ct) => sweeps.FinishAsync(i, ct));
+            table.Add<PlanSweepInput, SweepPlan>(PlanSweepStep.Name, new PlanSweepStep(sweeps).RunAsync);
+            table.Add<PrepareTrialInput, PrepareTrialResult>(PrepareTrialStep.Name, new PrepareTrialStep(sweeps).RunAsync);
+            table.Add<RecordTrialInput, RecordTrialResult>(RecordTrialStep.Name, new RecordTrialStep(sweeps).RunAsync);
+            table.Add<StopTrialsInput, bool>(StopTrialsStep.Name, new StopTrialsStep(sweeps).RunAsync);
+            table.Add<FinishSweepInput, SweepSummary>(FinishSweepStep.Name, new FinishSweepStep(sweeps).RunAsync);
         }
         return table;
     }

@@ -19,7 +19,7 @@ public static class ScaleGrowTasks
     {
         registry.AddOrchestratorFunc<GrowthRunInput, RunSummary?>(TaskNames.GrowthRun,
             (context, input) => GrowthOrchestration.RunAsync(context, input));
-        if (activities.Contains(TaskNames.PlanSweep))
+        if (activities.Contains(PlanSweepStep.Name))
             registry.AddOrchestratorFunc<SweepRunInput, SweepSummary?>(TaskNames.SweepRun,
                 (context, input) => SweepOrchestration.RunAsync(context, input));
         if (activities.Contains(ValidateUploadStep.Name))

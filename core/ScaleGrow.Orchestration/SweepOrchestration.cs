@@ -22,7 +22,7 @@ public static class SweepOrchestration
     public static async Task<SweepSummary?> RunAsync(TaskOrchestrationContext context, SweepRunInput input)
     {
         string sweepId = input.SweepId;
-        var plan = await context.CallActivityAsync<SweepPlan>(TaskNames.PlanSweep, new PlanSweepInput(sweepId),
+        var plan = await context.CallActivityAsync<SweepPlan>(PlanSweepStep.Name, new PlanSweepInput(sweepId),
             GrowthOrchestration.Retry);
         var stopEvent = context.WaitForExternalEvent<string>(TaskNames.StopEvent);
         DateTime? deadline = plan.WallClockSeconds is { } s ? plan.StartedUtc.AddSeconds(s) : null;
@@ -40,7 +40,7 @@ public static class SweepOrchestration
             while (stopReason is null && running.Count < plan.Parallel && next < plan.Trials)
             {
                 int index = next++;
-                var prepared = await context.CallActivityAsync<PrepareTrialResult>(TaskNames.PrepareTrial,
+                var prepared = await context.CallActivityAsync<PrepareTrialResult>(PrepareTrialStep.Name,
                     new PrepareTrialInput(sweepId, index), GrowthOrchestration.Retry);
                 if (prepared.Start == TrialStart.Skip)
                 {
@@ -113,7 +113,7 @@ public static class SweepOrchestration
                     error = (failure.FailureDetails.InnerFailure ?? failure.FailureDetails).ErrorMessage
                         .ReplaceLineEndings(" ");
                 }
-                var recorded = await context.CallActivityAsync<RecordTrialResult>(TaskNames.RecordTrial,
+                var recorded = await context.CallActivityAsync<RecordTrialResult>(RecordTrialStep.Name,
                     new RecordTrialInput(sweepId, trial.Index, deleted, error, pruned.GetValueOrDefault(trial.RunId),
                         stopReason is not null), GrowthOrchestration.Retry);
                 if (recorded.SweepDeleted) return null; // `runs delete` is removing the sweep: write nothing more
@@ -126,7 +126,7 @@ public static class SweepOrchestration
 
         context.SetCustomStatus(new SweepStatus("finalize", plan.Trials, finished, failed, prunedCount, [], stopReason));
         double wall = (context.CurrentUtcDateTime - plan.StartedUtc).TotalSeconds;
-        var summary = await context.CallActivityAsync<SweepSummary>(TaskNames.FinishSweep,
+        var summary = await context.CallActivityAsync<SweepSummary>(FinishSweepStep.Name,
             new FinishSweepInput(sweepId, stopReason, wall), GrowthOrchestration.Retry);
         context.SetCustomStatus(new SweepStatus("done", plan.Trials, finished, failed, prunedCount, [], stopReason));
         return summary;
@@ -138,7 +138,7 @@ public static class SweepOrchestration
         IReadOnlyList<RunningTrial> trials)
     {
         if (trials.Count == 0) return;
-        await context.CallActivityAsync<bool>(TaskNames.StopTrials,
+        await context.CallActivityAsync<bool>(StopTrialsStep.Name,
             new StopTrialsInput(sweepId, trials.Select(t => t.RunId).ToList()), GrowthOrchestration.Retry);
         foreach (var t in trials) context.SendEvent(t.InstanceId, TaskNames.StopEvent, "stop");
     }

@@ -1,20 +1,14 @@
 namespace ScaleGrow.Orchestration;
 
 /// <summary>
-/// Names of the orchestrations, events, and the sweep activities, shared by every host. A run's and an
-/// upload's activities carry their names themselves (<c>TrainIntervalStep.Name</c>, …: core/ScaleGrow.Core/Runs/Steps/).
+/// Names of the orchestrations and events, shared by every host. Activities carry their names themselves
+/// (<c>TrainIntervalStep.Name</c>, …: core/ScaleGrow.Core/Runs/Steps/ and Sweeps/Steps/).
 /// </summary>
 public static class TaskNames
 {
     public const string GrowthRun = "GrowthRun";
     public const string QuantizeUpload = "QuantizeUpload";
     public const string SweepRun = "SweepRun";
-
-    public const string PlanSweep = "PlanSweep";
-    public const string PrepareTrial = "PrepareTrial";
-    public const string RecordTrial = "RecordTrial";
-    public const string StopTrials = "StopTrials";
-    public const string FinishSweep = "FinishSweep";
 
     /// <summary>External event: finish gracefully after the current step.</summary>
     public const string StopEvent = "stop";

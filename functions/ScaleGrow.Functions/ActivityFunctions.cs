@@ -78,23 +78,23 @@ public sealed class ActivityFunctions(ActivityTable activities)
     public Task<UploadOutcome> Quantize([ActivityTrigger] UploadRef upload) =>
         activities.RunAsync<UploadRef, UploadOutcome>(QuantizeStep.Name, upload);
 
-    [Function(TaskNames.PlanSweep)]
+    [Function(PlanSweepStep.Name)]
     public Task<SweepPlan> PlanSweep([ActivityTrigger] PlanSweepInput input) =>
-        activities.RunAsync<PlanSweepInput, SweepPlan>(TaskNames.PlanSweep, input);
+        activities.RunAsync<PlanSweepInput, SweepPlan>(PlanSweepStep.Name, input);
 
-    [Function(TaskNames.PrepareTrial)]
+    [Function(PrepareTrialStep.Name)]
     public Task<PrepareTrialResult> PrepareTrial([ActivityTrigger] PrepareTrialInput input) =>
-        activities.RunAsync<PrepareTrialInput, PrepareTrialResult>(TaskNames.PrepareTrial, input);
+        activities.RunAsync<PrepareTrialInput, PrepareTrialResult>(PrepareTrialStep.Name, input);
 
-    [Function(TaskNames.RecordTrial)]
+    [Function(RecordTrialStep.Name)]
     public Task<RecordTrialResult> RecordTrial([ActivityTrigger] RecordTrialInput input) =>
-        activities.RunAsync<RecordTrialInput, RecordTrialResult>(TaskNames.RecordTrial, input);
+        activities.RunAsync<RecordTrialInput, RecordTrialResult>(RecordTrialStep.Name, input);
 
-    [Function(TaskNames.StopTrials)]
+    [Function(StopTrialsStep.Name)]
     public Task<bool> StopTrials([ActivityTrigger] StopTrialsInput input) =>
-        activities.RunAsync<StopTrialsInput, bool>(TaskNames.StopTrials, input);
+        activities.RunAsync<StopTrialsInput, bool>(StopTrialsStep.Name, input);
 
-    [Function(TaskNames.FinishSweep)]
+    [Function(FinishSweepStep.Name)]
     public Task<SweepSummary> FinishSweep([ActivityTrigger] FinishSweepInput input) =>
-        activities.RunAsync<FinishSweepInput, SweepSummary>(TaskNames.FinishSweep, input);
+        activities.RunAsync<FinishSweepInput, SweepSummary>(FinishSweepStep.Name, input);
 }

@@ -6,29 +6,6 @@ namespace ScaleGrow.Sweeps;
 // Small records between the sweep orchestration and its activities (SweepSteps): ids, counts, metrics — no specs of
 // every trial, no tensors (docs/architecture.md, "Who may depend on whom").
 
-/// <summary>What the orchestrator needs to schedule a sweep.</summary>
-public sealed record SweepPlan(int Trials, int Parallel, double? WallClockSeconds, DateTime StartedUtc,
-    EarlyStoppingOptions? EarlyStopping);
-
-public sealed record PlanSweepInput(string SweepId);
-
-public sealed record PrepareTrialInput(string SweepId, int Index);
-
-public enum TrialStart
-{
-    /// <summary>Start (or continue) the trial as a child orchestration.</summary>
-    [JsonStringEnumMemberName("run")] Run,
-    /// <summary>Finished before (its result is journaled): never run again.</summary>
-    [JsonStringEnumMemberName("done")] Done,
-    /// <summary>The sweep is stopping: do not start it.</summary>
-    [JsonStringEnumMemberName("skip")] Skip,
-}
-
-/// <summary>How a trial starts: a fresh run (<see cref="State"/> null) or the continuation of its own last journaled
-/// growth cycle, under a new instance id when an earlier instance exists.</summary>
-public sealed record PrepareTrialResult(string RunId, TrialStart Start, string? InstanceId, GrowthRunState? State,
-    SweepTrialResult? Done);
-
 /// <summary>One trial's outcome, as sweep.json lists it.</summary>
 public sealed record SweepTrialResult
 {
@@ -58,20 +35,9 @@ public sealed record SweepTrialResult
     public IReadOnlyList<double> ValidationAccuracies { get; init; } = [];
 }
 
-/// <summary>How a child orchestration ended, as the sweep saw it.</summary>
-public sealed record RecordTrialInput(string SweepId, int Index, bool Deleted, string? Error, string? PrunedReason,
-    bool StoppedBySweep);
-
-/// <summary>The recorded trial, and whether the sweep itself was deleted meanwhile (then it ends at once).</summary>
-public sealed record RecordTrialResult(SweepTrialResult Trial, bool SweepDeleted);
-
 /// <summary>What a trial tells its sweep after each training step: validation accuracy after each epoch it trained
 /// (epoch counts from 1), so early stopping can judge it at its rungs as soon as it reaches them.</summary>
 public sealed record TrialEpochs(string RunId, IReadOnlyList<int> Epochs, IReadOnlyList<double> ValidationAccuracies);
-
-public sealed record StopTrialsInput(string SweepId, IReadOnlyList<string> RunIds);
-
-public sealed record FinishSweepInput(string SweepId, string? StopReason, double WallSeconds);
 
 /// <summary>A finished sweep, as its orchestration returns it.</summary>
 public sealed record SweepSummary
