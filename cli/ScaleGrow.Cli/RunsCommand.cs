@@ -42,7 +42,7 @@ public static class RunsCommand
         {
             case "list":
             {
-                var runs = await catalog.ListAsync();
+                var runs = await new ScaleGrow.Sweeps.SweepCatalog(store).ListAllAsync();
                 var table = new Table().AddColumns("run", "kind", "status", "arch", "epochs", "accuracy");
                 // A sweep, then its trials under it (indented); runs of no sweep as they are.
                 var trials = runs.Where(r => r.Sweep is not null).ToLookup(r => r.Sweep!);

@@ -25,21 +25,6 @@ public sealed record RunListing(string RunId, string Status, string? Arch, int E
 /// </summary>
 public sealed class RunCatalog(IArtifactStore store)
 {
-    public async Task<IReadOnlyList<RunListing>> ListAsync(CancellationToken cancellationToken = default)
-    {
-        var ids = new SortedSet<string>(StringComparer.Ordinal);
-        await foreach (var info in store.ListAsync($"{RunPaths.Container}/", cancellationToken))
-        {
-            var parts = info.Path.Split('/');
-            if (parts.Length >= 3 && parts[2] is "spec.json" or "sweep-spec.json") ids.Add(parts[1]);
-        }
-        var list = new List<RunListing>();
-        var sweeps = new Sweeps.SweepCatalog(store);
-        foreach (var id in ids)
-            if ((await GetAsync(id, cancellationToken) ?? await sweeps.GetAsync(id, cancellationToken)) is { } r) list.Add(r);
-        return list;
-    }
-
     public async Task<RunListing?> GetAsync(string runId, CancellationToken cancellationToken = default)
     {
         RunPaths.ValidateRunId(runId);

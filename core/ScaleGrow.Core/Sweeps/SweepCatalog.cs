@@ -16,6 +16,28 @@ public sealed record SweepTrialView(int Index, string RunId, string Configuratio
 /// </summary>
 public sealed class SweepCatalog(IArtifactStore store)
 {
+    /// <summary>
+    /// Every run and sweep in the store (<c>runs list</c>): a sweep's trials are runs whose <see cref="RunListing.Sweep"/>
+    /// names it. Listed here rather than in <see cref="RunCatalog"/>, which knows runs only: sweeps build on runs.
+    /// </summary>
+    public async Task<IReadOnlyList<RunListing>> ListAllAsync(CancellationToken cancellationToken = default)
+    {
+        var ids = new SortedSet<string>(StringComparer.Ordinal);
+        await foreach (var info in store.ListAsync($"{RunPaths.Container}/", cancellationToken))
+        {
+            var parts = info.Path.Split('/');
+            if (parts.Length >= 3 && parts[2] is "spec.json" or "sweep-spec.json") ids.Add(parts[1]);
+        }
+        var runs = new RunCatalog(store);
+        var list = new List<RunListing>();
+        foreach (var id in ids)
+        {
+            if ((await runs.GetAsync(id, cancellationToken) ?? await GetAsync(id, cancellationToken)) is { } r)
+                list.Add(r);
+        }
+        return list;
+    }
+
     /// <summary>Every trial of the plan: recorded ones with their result, started ones with their progress so far,
     /// the rest pending.</summary>
     public async Task<IReadOnlyList<SweepTrialView>> TrialsAsync(string sweepId, CancellationToken cancellationToken = default)

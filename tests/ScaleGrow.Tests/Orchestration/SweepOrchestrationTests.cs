@@ -84,7 +84,7 @@ public sealed class SweepOrchestrationTests : IDisposable
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
 
         // The run list shows the sweep and its trials under it.
-        var listing = await new RunCatalog(store).ListAsync();
+        var listing = await new SweepCatalog(store).ListAllAsync();
         Assert.Equal("sweep", listing.Single(r => r.RunId == "grid-sweep").Kind);
         Assert.Equal(4, listing.Count(r => r.Sweep == "grid-sweep"));
     }
