@@ -22,6 +22,9 @@ using static TorchSharp.torch;
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
 //   oracle     [--presets quick] [--seeds 1,2] [--reuse true]  each growth run against its own final architecture
 //              trained from scratch for the same epochs with the same recipe ("growth costs nothing", issue 15)
+//   time-to-accuracy --runs label=dir,label=dir [--title T] [--name N] [--target 0.9]
+//              finished runs' validation accuracy against wall-clock seconds on one plot (bench/results/N.png) and
+//              when each first reached the target; growth and oracle write one such plot per preset by themselves
 ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string root = FindRoot();
@@ -30,6 +33,7 @@ var options = ParseOptions(args[1..]);
 var work = Path.Combine(root, "bench", "work");
 Directory.CreateDirectory(work);
 var md = new StringBuilder();
+var started = DateTime.UtcNow;
 md.AppendLine($"## {mode} — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 md.AppendLine();
 md.AppendLine($"Machine: {Environment.ProcessorCount} cores ({ScaleGrow.Bench.BenchMachine.Describe()}), load average at start {ScaleGrow.Bench.BenchMachine.LoadAverage()}. " +
@@ -42,9 +46,11 @@ switch (mode)
     case "transformer-ablations": await TransformerAblations(); break;
     case "overhead": await Overhead(); break;
     case "oracle": await Oracle(); break;
+    case "time-to-accuracy": TimeToAccuracyMode(); break;
     default: throw new ArgumentException($"unknown mode {mode}");
 }
-var resultFile = Path.Combine(root, "bench", "results", $"{mode}-{DateTime.UtcNow:yyyyMMdd-HHmm}.md");
+var resultFile = Path.Combine(root, "bench", "results",
+    (mode == "time-to-accuracy" && options.GetValueOrDefault("name") is { } named ? named : $"{mode}-{started:yyyyMMdd-HHmm}") + ".md");
 Directory.CreateDirectory(Path.GetDirectoryName(resultFile)!);
 File.WriteAllText(resultFile, md.ToString());
 Console.WriteLine(md.ToString());
@@ -86,6 +92,7 @@ async Task Growth()
     foreach (var preset in presets)
     {
         var r = await Cli($"grow {Source(preset)} --seed {seed}", $"grow-{preset}-s{seed}");
+        r["tag"] = $"grow-{preset}-s{seed}";
         rows.Add(r);
         totalGrowSeconds += (double)r["wallSeconds"]!;
     }
@@ -100,10 +107,17 @@ async Task Growth()
         double epochSeconds = SecondsPerEpoch(SpecOf(preset));
         int epochs = Math.Max(1, (int)Math.Round(budget / epochSeconds));
         md.AppendLine($"- {preset}: probe {epochSeconds:0} s/epoch → {epochs} epochs for a {budget:0} s budget");
-        rows.Add(await Cli($"train {Source(preset)} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}"));
+        var r = await Cli($"train {Source(preset)} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}");
+        r["tag"] = $"train-{preset}-s{seed}";
+        rows.Add(r);
     }
     md.AppendLine();
     Table(rows);
+    // Time to accuracy, one plot per growth preset: its growth run and every baseline on the same axes.
+    var fixedRuns = rows.Skip(presets.Length).Select(r => (string)r["tag"]!).ToList();
+    for (int i = 0; i < presets.Length; i++)
+        TimeToAccuracyPlot($"growth-{started:yyyyMMdd-HHmm}-{presets[i]}-s{seed}",
+            $"{presets[i]}, seed {seed}: time to accuracy", [(string)rows[i]["tag"]!, .. fixedRuns]);
 }
 
 async Task Ablations()
@@ -204,6 +218,7 @@ async Task Oracle()
 {
     var presets = (options.GetValueOrDefault("presets") ?? "quick").Split(',');
     var seeds = (options.GetValueOrDefault("seeds") ?? "1,2").Split(',').Select(long.Parse).ToArray();
+    var plots = new List<(string Name, string Title, string[] Tags)>();
     md.AppendLine("| preset | seed | grown arch | epochs | grown acc | oracle acc | grown − oracle | grown s | oracle s |");
     md.AppendLine("|---|---|---|---|---|---|---|---|---|");
     foreach (var preset in presets)
@@ -232,11 +247,48 @@ async Task Oracle()
             gaps.Add(g - o);
             md.AppendLine($"| {preset} | {seed} | {arch} | {epochs} | {g * 100:0.00} % | {o * 100:0.00} % | " +
                           $"{(g - o) * 100:+0.00;-0.00} | {(double)grown["wallSeconds"]!:0} | {(double)oracle["wallSeconds"]!:0} |");
+            plots.Add(($"oracle-{started:yyyyMMdd-HHmm}-{preset}-s{seed}", $"{preset}, seed {seed}: grown vs its oracle architecture",
+                [growTag, $"oracle-{preset}-s{seed}"]));
         }
         md.AppendLine($"| {preset} | mean | | | | | {gaps.Average() * 100:+0.00;-0.00} | | |");
     }
     md.AppendLine();
     md.AppendLine("Oracle commands: `./scalegrow train --spec bench/work/oracle-<preset>-s<seed>.json --seed <seed>`.");
+    foreach (var (name, title, tags) in plots) TimeToAccuracyPlot(name, title, tags);
+}
+
+// Any finished runs on one time-to-accuracy plot: --runs label=dir,... (dirs holding a report.json, relative to the
+// repository root).
+void TimeToAccuracyMode()
+{
+    var runs = (options.GetValueOrDefault("runs") ?? throw new ArgumentException("--runs label=dir,label=dir is required"))
+        .Split(',').Select(r => r.Split('=', 2) is [var label, var dir] ? (label, dir)
+            : throw new ArgumentException($"--runs: '{r}' is not label=dir")).ToList();
+    string name = options.GetValueOrDefault("name") ?? $"time-to-accuracy-{started:yyyyMMdd-HHmm}";
+    WriteTimeToAccuracy(name, options.GetValueOrDefault("title") ?? "time to accuracy",
+        runs.Select(r => (r.label, Path.Combine(root, r.dir))).ToList());
+}
+
+void TimeToAccuracyPlot(string name, string title, IEnumerable<string> tags) =>
+    WriteTimeToAccuracy(name, title, tags.Select(t => (t, Path.Combine(work, t))).ToList());
+
+// The plot goes to bench/results/<name>.png and its table into this mode's results; --target (default 0.9) is the
+// accuracy the table asks "who got there first" about.
+void WriteTimeToAccuracy(string name, string title, List<(string Label, string Dir)> runs)
+{
+    double target = double.Parse(options.GetValueOrDefault("target") ?? "0.9", CultureInfo.InvariantCulture);
+    var curves = runs.Select(r =>
+    {
+        string file = Path.Combine(r.Dir, "report.json");
+        return TimeToAccuracy.FromReport(r.Label, JsonNode.Parse(File.ReadAllText(file))!.AsObject(), Relative(file));
+    }).ToList();
+    string png = Path.Combine(root, "bench", "results", name + ".png");
+    Directory.CreateDirectory(Path.GetDirectoryName(png)!);
+    File.WriteAllBytes(png, TimeToAccuracy.Plot(curves, title, target));
+    md.AppendLine();
+    md.AppendLine($"{title} ({Relative(png)}; time is since each run's first epoch began):");
+    md.AppendLine();
+    md.Append(TimeToAccuracy.Table(curves, target));
 }
 
 async Task Overhead()
