@@ -10,10 +10,34 @@ namespace ScaleGrow.Runs;
 /// <summary>A model checkpoint and its optimizer state, by artifact path, produced at step <see cref="Step"/>.</summary>
 public sealed record RunCheckpoint(int Step, string Model, string Optimizer);
 
-/// <summary>Where training stands: the next epoch to run and the first batch of it (mid-epoch resumption).</summary>
-public sealed record TrainingPosition(int Epoch, int Batch)
+/// <summary>
+/// Where training stands: the next epoch to run and the first batch of it (mid-epoch resumption), and what the
+/// activities before trained of that epoch (<see cref="Partial"/>, null at an epoch's start), so the epoch's record
+/// covers all of its batches when it is split across activities.
+/// </summary>
+public sealed record TrainingPosition(int Epoch, int Batch, PartialEpoch? Partial = null)
 {
     public static readonly TrainingPosition Start = new(0, 0);
+}
+
+/// <summary>
+/// The batches of an epoch trained so far, summed: an epoch longer than an activity's time limit is trained by several
+/// <c>TrainInterval</c> activities, and its loss, accuracy and seconds are those of all of them.
+/// </summary>
+/// <param name="Correct">Right predictions (samples, or target tokens for a language model).</param>
+public sealed record PartialEpoch(long Samples, double LossSum, long Correct, double Seconds)
+{
+    public static PartialEpoch Of(EpochMetrics metrics) => metrics.Samples == 0
+        ? new PartialEpoch(0, 0, 0, metrics.Seconds)
+        : new PartialEpoch(metrics.Samples, metrics.Loss * metrics.Samples,
+            (long)Math.Round(metrics.Accuracy * metrics.Samples), metrics.Seconds);
+
+    public PartialEpoch Add(PartialEpoch more) =>
+        new(Samples + more.Samples, LossSum + more.LossSum, Correct + more.Correct, Seconds + more.Seconds);
+
+    public double MeanLoss() => Samples > 0 ? LossSum / Samples : double.NaN;
+
+    public double MeanAccuracy() => Samples > 0 ? (double)Correct / Samples : double.NaN;
 }
 
 /// <summary>

@@ -64,23 +64,33 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
             while (position.Epoch < input.UntilEpoch)
             {
                 int epoch = position.Epoch, start = position.Batch;
+                // What earlier activities trained of this epoch, when it was split (an older state has no record).
+                var before = start > 0 ? position.Partial : null;
+                int trained = 0;
                 var metrics = Trainer.TrainEpoch(model.Module, optimizer, schedule,
                     data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
-                    onBatch: b => Run.Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
-                        b.Loss, b.LearningRate)),
+                    onBatch: b =>
+                    {
+                        trained++;
+                        Run.Progress?.Report(new TrainingProgress(input.RunId, epoch, start + b.Batch, batches,
+                            b.Loss, b.LearningRate));
+                    },
                     loss: data.Loss(spec.Training.LabelSmoothing), device: device,
                     shouldStop: () =>
                     {
                         var flag = control.Read();
                         stop |= flag.Stop;
                         delete |= flag.Delete;
-                        return stop || delete || clock.Elapsed.TotalSeconds > input.MaxSeconds;
+                        // The time limit lets every activity train at least one batch: a limit shorter than loading
+                        // the checkpoint and data would otherwise make no progress, activity after activity.
+                        return stop || delete || (epochs.Count + trained > 0 && clock.Elapsed.TotalSeconds > input.MaxSeconds);
                     },
                     cancellationToken: cancellationToken, mixed: mixed);
+                var sofar = before?.Add(PartialEpoch.Of(metrics));
                 int done = start + metrics.Batches;
                 if (done < batches)
                 {
-                    position = new TrainingPosition(epoch, done);
+                    position = new TrainingPosition(epoch, done, sofar ?? PartialEpoch.Of(metrics));
                     break;
                 }
                 if (spec.Training.NormRecalibrationBatches > 0)
@@ -91,9 +101,10 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
                     cancellationToken, data.Loss(0), device);
                 var record = new EpochRecord
                 {
-                    Epoch = epoch, Phase = input.Phase, TrainLoss = metrics.Loss, TrainAccuracy = metrics.Accuracy,
+                    Epoch = epoch, Phase = input.Phase, TrainLoss = sofar?.MeanLoss() ?? metrics.Loss,
+                    TrainAccuracy = sofar?.MeanAccuracy() ?? metrics.Accuracy,
                     ValidationLoss = validation.Loss, ValidationAccuracy = validation.Accuracy,
-                    Seconds = metrics.Seconds, LearningRate = schedule.At(optimizer.Step), Arch = arch,
+                    Seconds = sofar?.Seconds ?? metrics.Seconds, LearningRate = schedule.At(optimizer.Step), Arch = arch,
                     Parameters = parameters, Device = ComputeDevice.Of(model.Module).Name,
                     Precision = precision.ToString().ToLowerInvariant(),
                 };
