@@ -45,9 +45,37 @@ internal sealed class PlainTagsOrchestrationService(IOrchestrationService inner)
             orchestratorMessages, timerMessages, continuedAsNewMessage, orchestrationState);
     }
 
-    public Task StartAsync() => inner.StartAsync();
-    public Task StopAsync() => inner.StopAsync();
-    public Task StopAsync(bool isForced) => inner.StopAsync(isForced);
+    private readonly Lock _gate = new();
+    private Task? _started;
+
+    public Task StartAsync()
+    {
+        lock (_gate) return _started ??= inner.StartAsync();
+    }
+
+    public Task StopAsync() => StopAsync(false);
+
+    /// <summary>
+    /// Stops the service only once it has started. The sidecar starts it when a worker connects and stops it when the
+    /// process shuts down; a command that ends at once (`runs resume` of a run another process executes) can shut down
+    /// before or while the start runs, and DurableTask.AzureStorage's StopAsync then throws a NullReferenceException on
+    /// the sidecar's shutdown thread, which aborts the process (exit 134; RunsCommandTests caught it 1 time in 3).
+    /// </summary>
+    public async Task StopAsync(bool isForced)
+    {
+        Task? started;
+        lock (_gate) started = _started;
+        if (started is null) return; // never started: nothing to stop
+        try
+        {
+            await started;
+        }
+        catch (Exception)
+        {
+            return; // a start that failed left nothing running; its error went to the caller that started it
+        }
+        await inner.StopAsync(isForced);
+    }
     public Task CreateAsync() => inner.CreateAsync();
     public Task CreateAsync(bool recreateInstanceStore) => inner.CreateAsync(recreateInstanceStore);
     public Task CreateIfNotExistsAsync() => inner.CreateIfNotExistsAsync();
