@@ -56,12 +56,15 @@ public sealed record EpochEntry : RunJournalEntry
     public string? Device { get; init; }
     public string? Precision { get; init; }
 
+    /// <summary>When the epoch ended (see <see cref="EpochRecord.EndedAt"/>); null in older journals.</summary>
+    public string? EndedAt { get; init; }
+
     public static EpochEntry Of(EpochRecord r, int step, int startBatch) => new()
     {
         Epoch = r.Epoch, Step = step, Phase = r.Phase, TrainLoss = r.TrainLoss, TrainAccuracy = r.TrainAccuracy,
         ValidationLoss = r.ValidationLoss, ValidationAccuracy = r.ValidationAccuracy, Seconds = r.Seconds,
         LearningRate = r.LearningRate, Arch = r.Arch, Parameters = r.Parameters, ResumedAtBatch = startBatch,
-        Device = r.Device, Precision = r.Precision,
+        Device = r.Device, Precision = r.Precision, EndedAt = r.EndedAt,
     };
 }
 

@@ -71,6 +71,12 @@ public sealed record EpochRecord
 
     /// <summary>The precision the epoch trained in (fp32 where bf16/fp16 fell back on a CPU); null before devices.</summary>
     public string? Precision { get; init; }
+
+    /// <summary>
+    /// When the epoch ended, validation included (UTC, ISO 8601), for time-to-accuracy plots: an activity that stops
+    /// mid-epoch is journaled later than its last whole epoch ended. Null in runs from before this field.
+    /// </summary>
+    public string? EndedAt { get; init; }
 }
 
 public enum RunKind

@@ -21,11 +21,13 @@ public static class TimeToAccuracy
         double? TestAccuracy, double WallSeconds);
 
     /// <summary>
-    /// A run's curve from its report.json. Time is the wall clock, from the journal's write times: a step (activity)
-    /// journals the epochs it trained when their checkpoint is written, so an epoch ended at its step's write time less
-    /// the seconds of that step's later epochs, and the run began at its first step's write time less the seconds that
-    /// step trained. Growth, merging and checkpoint writes between steps count as they did on the clock, and a run
-    /// resumed after a stop shows the pause. A report without write times (older ones) falls back to the sum of the
+    /// A run's curve from its report.json. Time is the wall clock, and the run began when its first epoch began (its end
+    /// less its training seconds). An epoch's end is its <c>endedAt</c> when every epoch has one (runs since
+    /// 2026-12-05). Older journals only have write times: a step (activity) journals the epochs it trained when their
+    /// checkpoint is written, so an epoch ended at its step's write time less the seconds of that step's later epochs;
+    /// a step that stopped mid-epoch (its time limit) throws that estimate off by the part it trained of the next
+    /// epoch. Either way growth, merging and checkpoint writes between steps count as they did on the clock, and a run
+    /// resumed after a stop shows the pause. A report without either (older ones still) falls back to the sum of the
     /// epochs' own seconds.
     /// </summary>
     public static Curve FromReport(string label, JsonObject report, string source)
@@ -51,6 +53,13 @@ public static class TimeToAccuracy
                 int end = stepEnd[epochs[i].Step];
                 ends[i] = (written[end]!.Value - start).TotalSeconds - epochs.Skip(i + 1).Take(end - i).Sum(e => e.Seconds);
             }
+        }
+        var ended = epochs.Select(e => DateTime.TryParse(e.EndedAt, CultureInfo.InvariantCulture,
+            DateTimeStyles.RoundtripKind, out var t) ? t : (DateTime?)null).ToList();
+        if (epochs.Count > 0 && ended.All(t => t is not null))
+        {
+            var start = ended[0]!.Value.AddSeconds(-epochs[0].Seconds);
+            for (int i = 0; i < epochs.Count; i++) ends[i] = (ended[i]!.Value - start).TotalSeconds;
         }
         var points = epochs.Select((e, i) => (ends[i], e.ValidationAccuracy)).ToList();
         double wall = report["wallSeconds"] is JsonValue w && w.TryGetValue<double>(out var ws) ? ws

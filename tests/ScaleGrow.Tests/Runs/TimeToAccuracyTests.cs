@@ -59,6 +59,23 @@ public class TimeToAccuracyTests
     }
 
     [Fact]
+    public void AnEpochsRecordedEndWinsOverItsWriteTimeWhichIsLateWhenTheStepStoppedMidEpoch()
+    {
+        // The first activity trains epoch 0 (100 s, ended at 110 s) and 50 s of epoch 1, and is journaled at 170 s; the
+        // second finishes epoch 1 (100 s in all, ended at 230 s) and is journaled at 240 s. From write times alone the
+        // run would seem to start at 70 s, 60 s late, and epoch 1 to end 50 s too early.
+        var report = StepReport("ResNet-2-1-0", 0.92, 250, (1, 100, 170, 0.85), (2, 100, 240, 0.90));
+        var history = (JsonArray)report["epochHistory"]!;
+        history[0]!["endedAt"] = Start.AddSeconds(110).ToString("O");
+        history[1]!["endedAt"] = Start.AddSeconds(230).ToString("O");
+        var curve = TimeToAccuracy.FromReport("grown", report, "r.json");
+        Assert.Equal([100.0, 220.0], curve.Points.Select(p => p.Seconds));
+        // One epoch without it (a journal from before the field): the write-time estimate for all.
+        history[1]!.AsObject().Remove("endedAt");
+        Assert.Equal([100.0, 170.0], TimeToAccuracy.FromReport("grown", report, "r.json").Points.Select(p => p.Seconds));
+    }
+
+    [Fact]
     public void AReportWithoutWriteTimesFallsBackToTheSumOfEpochSeconds()
     {
         var curve = TimeToAccuracy.FromReport("old", Report("VGG-11", 0.93, 500,

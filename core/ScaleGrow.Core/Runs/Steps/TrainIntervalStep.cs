@@ -107,6 +107,7 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
                     Seconds = sofar?.Seconds ?? metrics.Seconds, LearningRate = schedule.At(optimizer.Step), Arch = arch,
                     Parameters = parameters, Device = ComputeDevice.Of(model.Module).Name,
                     Precision = precision.ToString().ToLowerInvariant(),
+                    EndedAt = DateTime.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
                 };
                 epochs.Add(record);
                 startBatches.Add(start);
