@@ -1,0 +1,1 @@
+train --spec bench/work/oracle-fashion-resnet-s1.json --seed 1
