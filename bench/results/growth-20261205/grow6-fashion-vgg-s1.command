@@ -1,0 +1,1 @@
+grow --preset fashion-vgg --seed 1
