@@ -22,6 +22,7 @@ public sealed class SplitEpochTests : IDisposable
     [Fact]
     public async Task AnEpochSplitAcrossActivitiesTrainsExactlyAsInOneAndItsRecordCoversAllItsBatches()
     {
+        var startedAt = DateTime.UtcNow;
         var store = new LocalFolderArtifactStore(_root);
         var steps = new RunSteps(store);
         var spec = OrchestrationTestKit.TinyGrowth();
@@ -66,5 +67,9 @@ public sealed class SplitEpochTests : IDisposable
         var entry = (await new RunJournal(store, runId).RunEntriesAsync()).OfType<EpochEntry>().Single();
         Assert.Equal(1, entry.ResumedAtBatch);
         Assert.Equal(split.TrainLoss, entry.TrainLoss);
+        // When it ended is journaled with it (time-to-accuracy plots read it), and is no earlier than the split began.
+        Assert.Equal(split.EndedAt, entry.EndedAt);
+        Assert.True(DateTime.Parse(entry.EndedAt!, System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.RoundtripKind) >= startedAt, entry.EndedAt);
     }
 }
