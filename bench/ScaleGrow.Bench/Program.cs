@@ -16,7 +16,10 @@ using static TorchSharp.torch;
 //   growth     [--presets a,b] [--baselines x,y] [--seed N] [--reuse true] [--budget S]
 //              growth presets vs fixed baselines at equal wall time; --reuse true takes a run that already finished
 //              with the same command from bench/work/<tag>/ (its report.json) instead of running it again;
-//              --budget S gives the baselines S seconds instead of the growth runs' mean
+//              --budget S gives the baselines S seconds instead of the growth runs' mean; --same-speed false gives them
+//              the growth runs' wall time as measured, not scaled to this machine's speed now (see SpeedNowOverThen);
+//              --plan true runs nothing: it takes the finished growth runs and prints the epochs the baselines would get.
+//              The baselines' epochs, once probed, are kept in bench/work/baselines-s<seed>.json for those growth runs
 //   ablations  [--seeds 1,2] [--train-limit N]                placement, sampling, init, optimizer (table 3-6…3-10)
 //   transformer-ablations [--seeds 1,2] [--train-limit N]    heads vs head width, depth placement, optimizer state
 //   overhead   [--preset quick]                               direct vs in-process engine vs Azure Storage backend
@@ -50,7 +53,8 @@ switch (mode)
     default: throw new ArgumentException($"unknown mode {mode}");
 }
 var resultFile = Path.Combine(root, "bench", "results",
-    (mode == "time-to-accuracy" && options.GetValueOrDefault("name") is { } named ? named : $"{mode}-{started:yyyyMMdd-HHmm}") + ".md");
+    (mode == "time-to-accuracy" && options.GetValueOrDefault("name") is { } named ? named
+        : $"{mode}{(options.GetValueOrDefault("plan") == "true" ? "-plan" : "")}-{started:yyyyMMdd-HHmm}") + ".md");
 Directory.CreateDirectory(Path.GetDirectoryName(resultFile)!);
 File.WriteAllText(resultFile, md.ToString());
 Console.WriteLine(md.ToString());
@@ -87,32 +91,88 @@ async Task Growth()
         File.WriteAllText(file, SpecOf(preset).ToJson());
         return $"--spec {Relative(file)}";
     }
+    bool plan = options.GetValueOrDefault("plan") == "true";
     var rows = new List<JsonObject>();
     double totalGrowSeconds = 0;
     foreach (var preset in presets)
     {
-        var r = await Cli($"grow {Source(preset)} --seed {seed}", $"grow-{preset}-s{seed}");
+        string arguments = $"grow {Source(preset)} --seed {seed}", tag = $"grow-{preset}-s{seed}";
+        var r = !plan ? await Cli(arguments, tag) : Finished(arguments, Path.Combine(work, tag))
+            ?? throw new ArgumentException($"--plan: no finished run of `./scalegrow {arguments}` in {Relative(Path.Combine(work, tag))}");
         r["tag"] = $"grow-{preset}-s{seed}";
         rows.Add(r);
         totalGrowSeconds += (double)r["wallSeconds"]!;
     }
     // The baselines get the growth runs' mean wall time: epochs = that time / their measured seconds per epoch.
     // --budget S overrides it, for a comparison whose baselines already ran at S and that only adds growth runs.
-    double mean = totalGrowSeconds / presets.Length;
-    double budget = fixedBudget ?? mean;
-    if (budget != mean)
-        md.AppendLine($"- baselines' budget fixed at {budget:0} s by --budget (the growth runs' mean is {mean:0} s)");
+    // The epochs are decided once and kept in bench/work/baselines-s<seed>.json, so a comparison interrupted between
+    // two baselines goes on with the epochs it started with, not with a new, noisy probe's (which would also stop
+    // --reuse from finding the finished baselines); the file holds for exactly these growth runs (tags and times).
+    var planFile = Path.Combine(work, $"baselines-s{seed}.json");
+    var growthKey = new JsonArray(rows.Select(r => (JsonNode)$"{r["tag"]} {(double)r["wallSeconds"]!:0.000}").ToArray());
+    var kept = fixedBudget is null && File.Exists(planFile) ? JsonNode.Parse(File.ReadAllText(planFile))!.AsObject() : null;
+    if (kept is not null && !JsonNode.DeepEquals(kept["growthRuns"], growthKey)) kept = null;
+    double budget;
+    if (kept is not null)
+    {
+        budget = (double)kept["budget"]!;
+        md.AppendLine($"- baselines' budget and epochs as planned at {kept["plannedAt"]} ({Relative(planFile)}): {budget:0} s");
+    }
+    else
+    {
+        double mean = totalGrowSeconds / presets.Length;
+        // A growth run reused from another session ran at that session's speed, and this VM's speed moves by 10-30 %
+        // between sessions (RESULTS §2, 2026-12-05): each run's time is scaled to the machine's speed now.
+        double scaledMean = mean;
+        if (options.GetValueOrDefault("same-speed") != "false")
+        {
+            double scaledTotal = 0;
+            for (int i = 0; i < presets.Length; i++)
+            {
+                var (ratio, how) = SpeedNowOverThen(SpecOf(presets[i]), (string)rows[i]["tag"]!);
+                double wall = (double)rows[i]["wallSeconds"]!;
+                scaledTotal += wall * ratio;
+                md.AppendLine($"- {rows[i]["tag"]}: {wall:0} s as run, {wall * ratio:0} s at this machine's speed now ({how})");
+            }
+            scaledMean = scaledTotal / presets.Length;
+        }
+        budget = fixedBudget ?? scaledMean;
+        if (fixedBudget is not null)
+            md.AppendLine($"- baselines' budget fixed at {budget:0} s by --budget (the growth runs' mean is {scaledMean:0} s)");
+        else
+            md.AppendLine($"- baselines' budget: the growth runs' mean, {budget:0} s (as run: {mean:0} s)");
+    }
+    var planned = kept?["epochs"]?.AsObject() ?? new JsonObject();
     foreach (var preset in baselines)
     {
-        double epochSeconds = SecondsPerEpoch(SpecOf(preset));
-        int epochs = Math.Max(1, (int)Math.Round(budget / epochSeconds));
-        md.AppendLine($"- {preset}: probe {epochSeconds:0} s/epoch → {epochs} epochs for a {budget:0} s budget");
+        int epochs;
+        if (planned[preset] is { } p)
+        {
+            epochs = (int)p["epochs"]!;
+            md.AppendLine($"- {preset}: {epochs} epochs as planned (probe then {(double)p["probeSeconds"]!:0} s/epoch)");
+        }
+        else
+        {
+            double epochSeconds = SecondsPerEpoch(SpecOf(preset));
+            epochs = Math.Max(1, (int)Math.Round(budget / epochSeconds));
+            md.AppendLine($"- {preset}: probe {epochSeconds:0} s/epoch → {epochs} epochs for a {budget:0} s budget");
+            planned[preset] = new JsonObject { ["epochs"] = epochs, ["probeSeconds"] = epochSeconds };
+            if (fixedBudget is null)
+                File.WriteAllText(planFile, new JsonObject
+                {
+                    ["growthRuns"] = growthKey.DeepClone(), ["budget"] = budget,
+                    ["plannedAt"] = (string?)kept?["plannedAt"] ?? $"{started:yyyy-MM-dd HH:mm} UTC",
+                    ["epochs"] = planned.DeepClone(),
+                }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        if (plan) continue;
         var r = await Cli($"train {Source(preset)} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}");
         r["tag"] = $"train-{preset}-s{seed}";
         rows.Add(r);
     }
     md.AppendLine();
     Table(rows);
+    if (plan) return;
     // Time to accuracy, one plot per growth preset: its growth run and every baseline on the same axes.
     var fixedRuns = rows.Skip(presets.Length).Select(r => (string)r["tag"]!).ToList();
     for (int i = 0; i < presets.Length; i++)
@@ -231,15 +291,7 @@ async Task Oracle()
             var report = JsonNode.Parse(File.ReadAllText(Path.Combine(work, growTag, "report.json")))!.AsObject();
             string arch = (string)report["finalArch"]!;
             int epochs = (int)report["epochs"]!;
-            var growSpec = Presets.Get(preset).Spec;
-            var counts = arch.Split('-').SkipWhile(p => !p.All(char.IsDigit)).Select(int.Parse).ToArray();
-            var oracleSpec = growSpec with
-            {
-                Kind = RunKind.Train,
-                Preset = $"{preset}-oracle",
-                Epochs = epochs,
-                Model = growSpec.Model with { LayersPerBlock = counts },
-            };
+            var oracleSpec = FixedAt(Presets.Get(preset).Spec, arch, epochs) with { Preset = $"{preset}-oracle" };
             var file = Path.Combine(work, $"oracle-{preset}-s{seed}.json");
             File.WriteAllText(file, oracleSpec.ToJson());
             var oracle = await Cli($"train --spec {Relative(file)} --seed {seed}", $"oracle-{preset}-s{seed}");
@@ -382,6 +434,29 @@ void Table(List<JsonObject> rows)
 
 // Seconds per training epoch of a fixed spec on this machine (the same probe a sweep's budget.trialSeconds uses).
 double SecondsPerEpoch(RunSpec spec) => ScaleGrow.Sweeps.EpochProbe.SecondsPerEpoch(spec);
+
+// A growth spec's final architecture (e.g. "ResNet-2-1-0") trained fixed from scratch for the given epochs, same recipe.
+static RunSpec FixedAt(RunSpec growSpec, string arch, int epochs) => growSpec with
+{
+    Kind = RunKind.Train,
+    Epochs = epochs,
+    Model = growSpec.Model with { LayersPerBlock = arch.Split('-').SkipWhile(p => !p.All(char.IsDigit)).Select(int.Parse).ToArray() },
+};
+
+// How fast this machine is now against when a finished growth run ran: the probe's seconds per epoch of the run's
+// final architecture now, over the mean seconds its merged fine-tuning epochs (that same plain network) took then.
+// A run without merged fine-tuning epochs has no such reference and keeps its time (ratio 1).
+(double Ratio, string How) SpeedNowOverThen(RunSpec growSpec, string tag)
+{
+    var report = JsonNode.Parse(File.ReadAllText(Path.Combine(work, tag, "report.json")))!.AsObject();
+    var fineTune = report["epochHistory"]!.AsArray()
+        .Where(e => (string?)e!["phase"] == "fine-tune").Select(e => (double)e!["seconds"]!).ToList();
+    if (growSpec.Growth.FineTuneBranches != FineTuneBranches.Merge || fineTune.Count == 0)
+        return (1, "no merged fine-tuning epochs to compare, kept as run");
+    string arch = (string)report["finalArch"]!;
+    double now = SecondsPerEpoch(FixedAt(growSpec, arch, 1)), then = fineTune.Average();
+    return (now / then, $"{arch}: probe {now:0} s/epoch now, its fine-tuning epochs {then:0} s then");
+}
 
 static IEnumerable<string> SplitArgs(string s)
 {

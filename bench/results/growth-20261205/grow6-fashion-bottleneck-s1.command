@@ -1,0 +1,1 @@
+grow --preset fashion-bottleneck --seed 1
