@@ -1,0 +1,1 @@
+grow --preset fashion-mbv3 --seed 1
