@@ -42,6 +42,11 @@ md.AppendLine();
 md.AppendLine($"Machine: {Environment.ProcessorCount} cores ({ScaleGrow.Bench.BenchMachine.Describe()}), load average at start {ScaleGrow.Bench.BenchMachine.LoadAverage()}. " +
               $"Command: `dotnet run --project bench/ScaleGrow.Bench -c Release -- {string.Join(' ', args)}`");
 md.AppendLine();
+// Until the result file is written at the end, bench/work/<mode>-<time>.partial.md holds what is known so far (the
+// plan and every finished run's line), so a comparison killed hours in (a session's end) still leaves its record.
+var partialFile = Path.Combine(work, $"{mode}-{started:yyyyMMdd-HHmm}.partial.md");
+var finishedLines = new List<string>();
+void SavePartial() => File.WriteAllText(partialFile, md + "\nFinished so far:\n\n" + string.Concat(finishedLines.Select(l => $"- {l}\n")));
 switch (mode)
 {
     case "growth": await Growth(); break;
@@ -57,6 +62,7 @@ var resultFile = Path.Combine(root, "bench", "results",
         : $"{mode}{(options.GetValueOrDefault("plan") == "true" ? "-plan" : "")}-{started:yyyyMMdd-HHmm}") + ".md");
 Directory.CreateDirectory(Path.GetDirectoryName(resultFile)!);
 File.WriteAllText(resultFile, md.ToString());
+File.Delete(partialFile);
 Console.WriteLine(md.ToString());
 Console.WriteLine($"written to {resultFile}");
 return;
@@ -165,6 +171,7 @@ async Task Growth()
                     ["epochs"] = planned.DeepClone(),
                 }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
+        SavePartial();
         if (plan) continue;
         var r = await Cli($"train {Source(preset)} --seed {seed} --epochs {epochs}", $"train-{preset}-s{seed}");
         r["tag"] = $"train-{preset}-s{seed}";
@@ -393,7 +400,10 @@ async Task<JsonObject> Cli(string arguments, string tag)
     result["command"] = $"./scalegrow {arguments}";
     result["processSeconds"] = clock.Elapsed.TotalSeconds;
     File.WriteAllText(outDir + ".command", arguments);
-    Console.WriteLine($"{result["command"]}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s");
+    string line = $"{result["command"]}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s";
+    Console.WriteLine(line);
+    finishedLines.Add(line);
+    SavePartial();
     return result;
 }
 
@@ -415,7 +425,9 @@ JsonObject? Finished(string arguments, string outDir)
             ["latencyMsBatch1"] = (double?)report["latencyMsBatch1"], ["latencyMsBatch64"] = (double?)report["latencyMsBatch64"],
         },
     };
-    Console.WriteLine($"{result["command"]}: reused from {Relative(outDir)}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s");
+    string line = $"{result["command"]}: reused from {Relative(outDir)}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s";
+    Console.WriteLine(line);
+    finishedLines.Add(line);
     return result;
 }
 
