@@ -1,0 +1,1 @@
+train --preset fashion-mbv3small --seed 1 --epochs 11

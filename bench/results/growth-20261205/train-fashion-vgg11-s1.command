@@ -1,0 +1,1 @@
+train --preset fashion-vgg11 --seed 1 --epochs 3
