@@ -105,7 +105,7 @@ async Task Growth()
         string arguments = $"grow {Source(preset)} --seed {seed}", tag = $"grow-{preset}-s{seed}";
         var r = !plan ? await Cli(arguments, tag) : Finished(arguments, Path.Combine(work, tag))
             ?? throw new ArgumentException($"--plan: no finished run of `./scalegrow {arguments}` in {Relative(Path.Combine(work, tag))}");
-        r["tag"] = $"grow-{preset}-s{seed}";
+        r["tag"] = tag;
         rows.Add(r);
         totalGrowSeconds += (double)r["wallSeconds"]!;
     }
