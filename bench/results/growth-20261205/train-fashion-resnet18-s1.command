@@ -1,0 +1,1 @@
+train --preset fashion-resnet18 --seed 1 --epochs 1
