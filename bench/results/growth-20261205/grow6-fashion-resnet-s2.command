@@ -1,0 +1,1 @@
+grow --preset fashion-resnet --seed 2
