@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-bottleneck-noaug.json --seed 1

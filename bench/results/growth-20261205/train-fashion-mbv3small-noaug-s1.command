@@ -1,0 +1,1 @@
+train --spec bench/work/fashion-mbv3small-noaug.json --seed 1 --epochs 11
