@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-resnet-noaug.json --seed 1
