@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-vgg-noaug.json --seed 1
