@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-mbv3-noaug.json --seed 1
