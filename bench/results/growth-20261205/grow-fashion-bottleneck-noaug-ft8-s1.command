@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-bottleneck-noaug-ft8.json --seed 1
