@@ -28,6 +28,9 @@ using static TorchSharp.torch;
 //   time-to-accuracy --runs label=dir,label=dir [--title T] [--name N] [--target 0.9]
 //              finished runs' validation accuracy against wall-clock seconds on one plot (bench/results/N.png) and
 //              when each first reached the target; growth and oracle write one such plot per preset by themselves
+//   record-command --tag T --args "grow --preset P --seed N"
+//              a run made by hand into bench/work/T becomes one --reuse true takes (runs are reused only while the
+//              preset's spec, or the --spec file, is what it was: bench/work/T.command keeps its fingerprint)
 ScaleGrow.NativeMath.Configure(); // before any tensor: keeps CPU convolution gradients finite (see NativeMath)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 string root = FindRoot();
@@ -55,6 +58,7 @@ switch (mode)
     case "overhead": await Overhead(); break;
     case "oracle": await Oracle(); break;
     case "time-to-accuracy": TimeToAccuracyMode(); break;
+    case "record-command": RecordCommandMode(); return; // no result file: it measures nothing
     default: throw new ArgumentException($"unknown mode {mode}");
 }
 var resultFile = Path.Combine(root, "bench", "results",
@@ -399,7 +403,7 @@ async Task<JsonObject> Cli(string arguments, string tag)
     var result = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!.AsObject();
     result["command"] = $"./scalegrow {arguments}";
     result["processSeconds"] = clock.Elapsed.TotalSeconds;
-    File.WriteAllText(outDir + ".command", arguments);
+    File.WriteAllText(outDir + ".command", CommandRecord(arguments));
     string line = $"{result["command"]}: {result["arch"]} acc {(double)result["accuracy"]! * 100:0.00}% in {result["wallSeconds"]} s";
     Console.WriteLine(line);
     finishedLines.Add(line);
@@ -412,7 +416,15 @@ async Task<JsonObject> Cli(string arguments, string tag)
 JsonObject? Finished(string arguments, string outDir)
 {
     string commandFile = outDir + ".command", reportFile = Path.Combine(outDir, "report.json");
-    if (!File.Exists(commandFile) || !File.Exists(reportFile) || File.ReadAllText(commandFile).Trim() != arguments) return null;
+    if (!File.Exists(commandFile) || !File.Exists(reportFile)) return null;
+    var recorded = File.ReadAllLines(commandFile);
+    if (recorded.Length == 0 || recorded[0].Trim() != arguments) return null;
+    if (string.Join('\n', recorded).Trim() != CommandRecord(arguments).Trim())
+    {
+        // Same arguments, another spec: the preset or spec file changed since (or the run predates this record).
+        Console.WriteLine($"{Relative(outDir)}: ran `{arguments}` with another spec than it resolves to now: running it again");
+        return null;
+    }
     var report = JsonNode.Parse(File.ReadAllText(reportFile))!.AsObject();
     var result = new JsonObject
     {
@@ -468,6 +480,32 @@ static RunSpec FixedAt(RunSpec growSpec, string arch, int epochs) => growSpec wi
     string arch = (string)report["finalArch"]!;
     double now = SecondsPerEpoch(FixedAt(growSpec, arch, 1)), then = fineTune.Average();
     return (now / then, $"{arch}: probe {now:0} s/epoch now, its fine-tuning epochs {then:0} s then");
+}
+
+// What bench/work/<tag>.command holds: the arguments, then a fingerprint of the spec they resolve to (a preset's spec
+// as the code defines it now, or the text of a --spec file), so that a run is reused only while its preset or spec
+// file is unchanged: a preset's recipe change keeps its arguments and must not reuse runs of the old recipe.
+string CommandRecord(string arguments)
+{
+    var a = SplitArgs(arguments).ToList();
+    string Value(string flag) => a.IndexOf(flag) is var i and >= 0 && i + 1 < a.Count ? a[i + 1] : "";
+    string spec = Value("--preset") is { Length: > 0 } preset ? Presets.Get(preset).Spec.ToJson()
+        : Value("--spec") is { Length: > 0 } file ? File.ReadAllText(Path.Combine(root, file))
+        : "";
+    var hash = System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(spec));
+    return $"{arguments}\nspec {Convert.ToHexString(hash)[..16].ToLowerInvariant()}\n";
+}
+
+// record-command --tag T --args "grow --preset P --seed N": a run made outside the bench (./scalegrow ... --json --out
+// bench/work/T) becomes reusable, with the same record the bench writes after its own runs.
+void RecordCommandMode()
+{
+    string tag = options.GetValueOrDefault("tag") ?? throw new ArgumentException("record-command needs --tag T");
+    string arguments = options.GetValueOrDefault("args") ?? throw new ArgumentException("record-command needs --args \"...\"");
+    if (!File.Exists(Path.Combine(work, tag, "report.json")))
+        throw new ArgumentException($"bench/work/{tag}/report.json does not exist: the run did not finish");
+    File.WriteAllText(Path.Combine(work, tag + ".command"), CommandRecord(arguments));
+    Console.WriteLine($"recorded `{arguments}` for bench/work/{tag}");
 }
 
 static IEnumerable<string> SplitArgs(string s)
