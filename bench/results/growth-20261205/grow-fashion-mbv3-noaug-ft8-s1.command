@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-mbv3-noaug-ft8.json --seed 1
