@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-resnet-noaug-w24.json --seed 1
