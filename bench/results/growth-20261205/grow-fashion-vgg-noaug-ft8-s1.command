@@ -1,0 +1,1 @@
+grow --spec bench/work/fashion-vgg-noaug-ft8.json --seed 1
