@@ -31,44 +31,35 @@ public static class Presets
         };
 
     /// <summary>
-    /// Fashion-MNIST growth presets for a 2-core CPU: the full training split (so they compare with the fixed
-    /// baselines on the same data), half the thesis's widths (table 3-1), and 1-epoch intervals (table 3-18: 3): up to
-    /// 6 epochs of growth, then 4 epochs of fine-tuning on the merged plain network, without augmentation (see
-    /// <c>FashionFull</c>). The automatic rule's threshold is per interval on the EMA (β = 0.7), which moves by only
-    /// 0.3 of a one-epoch rise: 1 point per 1-epoch interval stopped growth after two growths in a trial run, so these
-    /// presets ask for 0.3 points and allow two shortfalls.
+    /// The growth recipe of the CPU-sized presets (<c>quick</c> and the <c>fashion-*</c> ones): grow early and fast —
+    /// a growth after every epoch (1-epoch intervals, table 3-18: 3) for up to 6 epochs — then 8 epochs at the final
+    /// size on the plain network its branches merge into, with function-preserving insertion and depth spread over
+    /// the blocks by importance (greedy, excluding the block grown last). The automatic rule's threshold is per
+    /// interval on the EMA (β = 0.7), which moves by only 0.3 of a one-epoch rise: 1 point per 1-epoch interval
+    /// stopped growth after two growths in a trial run, so these presets ask for 0.3 points and allow two shortfalls.
     /// </summary>
-    private static GrowthOptions QuickGrowth => new()
+    private static GrowthOptions ShortGrowth => new()
     {
-        // 6 growth epochs, not 10 (RESULTS §3, fashion-resnet seed 1, correct kernels): 51 min instead of 117, inside
-        // the 26–60 min these presets are kept to, for 1.0 point less (92.17 % with ResNet-2-1-0 against 93.17 % with
-        // ResNet-3-2-1). The quick preset grows for 6 epochs too (RESULTS §2).
-        IntervalEpochs = 1, MaxEpochs = 6, FineTuneEpochs = 4,
-        // Measured on the quick preset only (RESULTS §2): no accuracy lost, fine-tuning epochs about twice as fast.
-        FineTuneBranches = FineTuneBranches.Merge,
+        // 6 growth epochs, not 8 (quick, 2 seeds, RESULTS §2): same accuracy from smaller models, and the gap to the
+        // final architecture trained fixed went from -0.83 to -0.33 points; not 10 (fashion-resnet seed 1, RESULTS §3):
+        // 51 min instead of 117, inside the 26–60 min the fashion-* presets are kept to, for 1.0 point less.
+        IntervalEpochs = 1, MaxEpochs = 6,
+        // 8 fine-tuning epochs on the merged network, not 4 (RESULTS §2 and §3): quick 89.50 / 89.15 % against
+        // 89.28 / 88.86 % (2 seeds); on full data (seed 1, no augmentation) VGG 92.93 % against 92.54 % in 46 min
+        // against 27, bottleneck 92.05 % against 91.37 %, MobileNetV3 91.97 % against 91.44 %, the same
+        // architectures. Merging first makes a fine-tuning epoch about twice as fast, at no accuracy lost (quick).
+        FineTuneEpochs = 8, FineTuneBranches = FineTuneBranches.Merge,
         Stopping = new StoppingOptions { Threshold = 0.003, Tolerance = 2 },
         DepthPlacement = DepthPlacement.GreedyExcludeLast, Init = new InitOptions { PreserveFunction = true },
     };
 
     /// <summary>
-    /// The Quick start job (issue 15, bench/RESULTS.md §2): grow early and fast — a growth after every epoch for 6
-    /// epochs, then 8 epochs at the final size on the plain network its branches merge into — with
-    /// function-preserving insertion, depth spread over the blocks by importance (greedy, excluding the block grown
-    /// last), and no augmentation (crop + flip cost about 2.5 points in runs this short).
+    /// The Quick start job (issue 15, bench/RESULTS.md §2): <see cref="ShortGrowth"/> on a 12k-image subset without
+    /// augmentation (crop + flip cost about 2.5 points in runs this short), from a 24-32-48 VGG seed.
     /// </summary>
     private static RunSpec QuickStart() => Grow("quick", "vgg",
-        new DatasetSpec(TrainLimit: 12000, Augment: AugmentSpec.None),
-        new GrowthOptions
-        {
-            // 6 growth epochs, not 8: same accuracy from smaller models, and the gap to the final architecture trained
-            // fixed went from -0.83 to -0.33 points (2 seeds, RESULTS §2). Fine-tuning the merged plain network: the
-            // same accuracy at half the time per fine-tuning epoch, which pays for 8 fine-tuning epochs instead of 6
-            // (89.50 / 89.15 % against 89.28 / 88.86 %, 2 seeds, RESULTS §2).
-            IntervalEpochs = 1, MaxEpochs = 6, FineTuneEpochs = 8,
-            FineTuneBranches = FineTuneBranches.Merge,
-            Stopping = new StoppingOptions { Threshold = 0.003, Tolerance = 2 },
-            DepthPlacement = DepthPlacement.GreedyExcludeLast, Init = new InitOptions { PreserveFunction = true },
-        }, null, [24, 32, 48]); // 32-48-64 reached 89.30 % too, but in 1,117 s once convolutions were right (RESULTS §2)
+        new DatasetSpec(TrainLimit: 12000, Augment: AugmentSpec.None), ShortGrowth,
+        null, [24, 32, 48]); // 32-48-64 reached 89.30 % too, but in 1,117 s once convolutions were right (RESULTS §2)
 
     // No augmentation for the growth presets (bench/RESULTS.md §3, 2026-12-06, seed 1): without crop + flip the same
     // growth decisions gave the same architectures and +0.55 (ResNet), +1.20 (VGG), +1.14 (bottleneck), +1.35
@@ -127,22 +118,17 @@ public static class Presets
             QuickStart()),
         new("fashion-vgg", "AdaGrow VGG on full Fashion-MNIST, ~45 min on 2 cores (46 min measured on 2026-12-06)", "VGG seed 32-48-64",
             "Fashion-MNIST full",
-            // 8 fine-tuning epochs, not 4 (RESULTS §3, 2026-12-06, seed 1, no augmentation): 92.93 % against 92.54 %
-            // in 46 min against 27, the same VGG-2-1-0. ResNet keeps 4: 8 would take it past an hour.
-            Grow("fashion-vgg", "vgg", FashionFull, QuickGrowth with { FineTuneEpochs = 8 }, widths: HalfWidths)),
+            Grow("fashion-vgg", "vgg", FashionFull, ShortGrowth, widths: HalfWidths)),
         new("fashion-resnet", "AdaGrow ResNet on full Fashion-MNIST, ~45 min on 2 cores (43 min measured on 2026-12-06)", "ResNet seed 32-48-64",
-            "Fashion-MNIST full", Grow("fashion-resnet", "resnet", FashionFull, QuickGrowth, widths: HalfWidths)),
+            "Fashion-MNIST full",
+            // 4 fine-tuning epochs, not 8: ResNet's merged epochs take about 300 s here, so 8 would take it past an hour.
+            Grow("fashion-resnet", "resnet", FashionFull, ShortGrowth with { FineTuneEpochs = 4 }, widths: HalfWidths)),
         new("fashion-bottleneck", "AdaGrow Bottleneck-ResNet on full Fashion-MNIST, ~25 min on 2 cores (25 min measured on 2026-12-06)",
             "Bottleneck seed 32-48-64", "Fashion-MNIST full",
-            // 8 fine-tuning epochs, not 4 (RESULTS §3, 2026-12-06, seed 1, no augmentation): 92.05 % against 91.37 %
-            // in 25 min against 17, still the shortest of the four presets.
-            Grow("fashion-bottleneck", "bottleneck", FashionFull, QuickGrowth with { FineTuneEpochs = 8 },
-                widths: HalfWidths)),
+            Grow("fashion-bottleneck", "bottleneck", FashionFull, ShortGrowth, widths: HalfWidths)),
         new("fashion-mbv3", "AdaGrow MobileNetV3 on full Fashion-MNIST, ~40 min on 2 cores (39 min measured on 2026-12-06)", "MobileNetV3 seed 16-32-48",
             "Fashion-MNIST full",
-            // 8 fine-tuning epochs, not 4 (RESULTS §3, 2026-12-06, seed 1, no augmentation): 91.97 % against 91.44 %
-            // in 39 min against 28, the same MobileNetV3-2-1-0.
-            Grow("fashion-mbv3", "mbv3", FashionFull, QuickGrowth with { FineTuneEpochs = 8 }, widths: HalfMobileWidths)),
+            Grow("fashion-mbv3", "mbv3", FashionFull, ShortGrowth, widths: HalfMobileWidths)),
         new("fashion-vgg11", "fixed VGG-11-style baseline, full Fashion-MNIST", "vgg11", "Fashion-MNIST full",
             Fixed("fashion-vgg11", "vgg11", new DatasetSpec(), 4)),
         new("fashion-resnet18", "fixed ResNet-18-style baseline, full Fashion-MNIST", "resnet18", "Fashion-MNIST full",
