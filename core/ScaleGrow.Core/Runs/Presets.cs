@@ -125,9 +125,12 @@ public static class Presets
             // same ResNet-2-1-0 at half the parameters (61 K fused, 8.5 % of MobileNetV3-small's, against 121 K), 92.62 /
             // 92.76 % against 92.72 / 92.40 %, and faster. With 4 fine-tuning epochs the narrow seed lost 0.58 points.
             Grow("fashion-resnet", "resnet", FashionFull, ShortGrowth, widths: [24, 32, 48])),
-        new("fashion-bottleneck", "AdaGrow Bottleneck-ResNet on full Fashion-MNIST, ~25 min on 2 cores (25 min measured on 2026-12-06)",
+        new("fashion-bottleneck", "AdaGrow Bottleneck-ResNet on full Fashion-MNIST, ~45 min on 2 cores (27 min measured on 2026-12-06)",
             "Bottleneck seed 32-48-64", "Fashion-MNIST full",
-            Grow("fashion-bottleneck", "bottleneck", FashionFull, ShortGrowth, widths: HalfWidths)),
+            // 16 fine-tuning epochs, not 8 (RESULTS §3, 2026-12-06, 2 seeds each): 92.42 / 92.68 % against 92.05 / 92.06 %,
+            // the same Bottleneck-2-1-0; its merged epochs are the cheapest of the four families, and it was the one
+            // family short of target 1's accuracy.
+            Grow("fashion-bottleneck", "bottleneck", FashionFull, ShortGrowth with { FineTuneEpochs = 16 }, widths: HalfWidths)),
         new("fashion-mbv3", "AdaGrow MobileNetV3 on full Fashion-MNIST, ~40 min on 2 cores (39 min measured on 2026-12-06)", "MobileNetV3 seed 16-32-48",
             "Fashion-MNIST full",
             Grow("fashion-mbv3", "mbv3", FashionFull, ShortGrowth, widths: HalfMobileWidths)),

@@ -167,9 +167,9 @@ public class RunSpecTests
             Assert.Null(spec.Data.TrainLimit); // the same training data as the fixed baselines they are compared with
             // Grown models underfit with crop + flip in 10 epochs (bench/RESULTS.md §3); the baselines keep it.
             Assert.Equal(ScaleGrow.Data.AugmentSpec.None, spec.Data.EffectiveAugment);
-            // All four fine-tune 8 epochs (VGG, bottleneck and MobileNetV3 gained 0.4, 0.7 and 0.5 points over 4; ResNet
-            // from its narrower seed 0.6, RESULTS §3).
-            Assert.Equal(8, spec.Growth.FineTuneEpochs);
+            // VGG, ResNet and MobileNetV3 fine-tune 8 epochs (0.4, 0.6 and 0.5 points over 4), the bottleneck 16 (0.5 more
+            // than 8), RESULTS §3.
+            Assert.Equal(name == "fashion-bottleneck" ? 16 : 8, spec.Growth.FineTuneEpochs);
             var seed = (CnnSpec)spec.Model.Build(1, 28, 10);
             Assert.All(seed.Blocks, b => Assert.Empty(b.Layers));
             Assert.True(ModelStats.Of(seed).Parameters < 100_000, $"{name}: seed of {ModelStats.Of(seed).Parameters}");
