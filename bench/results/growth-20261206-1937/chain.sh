@@ -1,4 +1,7 @@
 #!/bin/bash
+# The record of how the 2026-12-06 night runs were started, kept as run: it works in that VM's worktree (/work/wtb)
+# only. Its "rc=" lines in chain.progress are not the runs' exit codes ($? there is the date substitution's);
+# that each run succeeded shows in its report.json. To repeat a run, use the ./scalegrow commands in RESULTS §3.
 cd /work/wtb
 B=bench/ScaleGrow.Bench/bin/Release/net10.0/ScaleGrow.Bench
 P=/work/chain20.progress
