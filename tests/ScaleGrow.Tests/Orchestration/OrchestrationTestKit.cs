@@ -34,9 +34,35 @@ internal static class OrchestrationTestKit
     public static Task<DurableTaskTestHost> StartEngineAsync(RunSteps steps, UploadSteps? uploads = null,
         ScaleGrow.Sweeps.SweepSteps? sweeps = null) => StartEngineAsync(ActivityTable.For(steps, uploads, sweeps));
 
-    /// <summary>The engine with a table of activities (a test may have wrapped some to inject faults).</summary>
-    public static Task<DurableTaskTestHost> StartEngineAsync(ActivityTable activities) =>
-        DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, activities));
+    /// <summary>
+    /// The engine with a table of activities (a test may have wrapped some to inject faults). The test host, left to
+    /// itself, picks a random port in 30000–40000 without checking that it is free; on Linux that range overlaps the
+    /// ephemeral ports Azurite and every outgoing connection get, and a full suite run beside a benchmark once failed
+    /// a test with "address already in use". So the port is one the OS has just handed out, and a clash is retried.
+    /// </summary>
+    public static async Task<DurableTaskTestHost> StartEngineAsync(ActivityTable activities)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await DurableTaskTestHost.StartAsync(r => ScaleGrowTasks.Register(r, activities),
+                    new DurableTaskTestHostOptions { Port = FreePort() });
+            }
+            catch (IOException e) when (attempt < 5
+                                        && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                // another process took the port between FreePort and the bind: take another
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     /// <summary>
     /// A sweep over <see cref="TinyGrowth"/> trials (each a few seconds): <paramref name="axes"/> and any further
