@@ -257,15 +257,20 @@ public static class GrowthOrchestration
     {
         var g = state.Settings.Growth;
         // M epochs follow, decaying from the current rate (docs/growth.md); a stop never gets here (see Stopped).
+        // With `continue`, a growth phase that ran to its end leaves the planned cosine in place: it already ends
+        // where fine-tuning ends.
         int epochs = g.FineTuneEpochs;
         int start = state.Position.Epoch;
         double current = state.Schedule.For(1).At(start);
+        bool keepPlanned = g.FineTuneSchedule == FineTuneSchedule.Continue
+                           && Math.Abs(state.Schedule.StartEpoch + state.Schedule.Epochs - (start + epochs)) < 1e-9;
         return state with
         {
             Phase = epochs > 0 ? RunPhase.FineTune : RunPhase.Finalize,
             StopReason = state.StopReason ?? reason,
             PhaseEndEpoch = start + epochs,
-            Schedule = new ScheduleSegment(current, state.Settings.Training.MinLearningRate, start, epochs, 0),
+            Schedule = keepPlanned ? state.Schedule
+                : new ScheduleSegment(current, state.Settings.Training.MinLearningRate, start, epochs, 0),
         };
     }
 

@@ -37,6 +37,26 @@ public enum FineTuneBranches
     [JsonStringEnumMemberName("merge")] Merge,
 }
 
+/// <summary>
+/// The learning rate of the fine-tuning phase (docs/growth.md, "Schedule and stopping"). A run plans one cosine over
+/// <c>maxEpochs + fineTuneEpochs</c>; what happens to it when growth ends is this choice.
+/// </summary>
+public enum FineTuneSchedule
+{
+    /// <summary>
+    /// Fine-tuning starts a new cosine from the current rate to the minimum over <c>fineTuneEpochs</c>, whether growth
+    /// stopped early or used its whole phase (what every run did before this option; the default).
+    /// </summary>
+    [JsonStringEnumMemberName("restart")] Restart,
+
+    /// <summary>
+    /// When growth used its whole phase the planned cosine goes on, so the run's learning rate is, epoch by epoch, the
+    /// one a fixed network trained for the same epochs gets; only when growth stops early does fine-tuning start a
+    /// new cosine from the current rate (the planned one would not reach the minimum).
+    /// </summary>
+    [JsonStringEnumMemberName("continue")] Continue,
+}
+
 /// <summary>How a width growth picks the branch to add to a unit (thesis 3.3.3 (2), table 3-7).</summary>
 public enum BranchSampling
 {

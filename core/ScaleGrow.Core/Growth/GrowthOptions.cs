@@ -25,6 +25,14 @@ public sealed record GrowthOptions
     /// <summary>CNNs: fine-tune the grown branches (<c>keep</c>) or the plain network they merge into (<c>merge</c>).</summary>
     public FineTuneBranches FineTuneBranches { get; set; } = FineTuneBranches.Keep;
 
+    /// <summary>
+    /// The fine-tuning phase's learning rate: a new cosine from the current rate (<c>restart</c>, the default) or the
+    /// run's planned cosine going on when growth used its whole phase (<c>continue</c>). Not written when it is the
+    /// default, so the fingerprints of specs from before this option do not change.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public FineTuneSchedule FineTuneSchedule { get; set; } = FineTuneSchedule.Restart;
+
     public double WidthFraction { get; set; } = 0.7;
     public BranchSampling BranchSampling { get; set; } = BranchSampling.RandomWithReplacement;
     public DepthPlacement DepthPlacement { get; set; } = DepthPlacement.Greedy;

@@ -207,6 +207,62 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task FineTuningContinuesThePlannedCosineOnlyWhenAskedAndOnlyWhenGrowthUsedItsWholePhase()
+    {
+        var store = Store();
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(new RunSteps(store));
+        var runs = new RunsService(engine.Client, store);
+        var tiny = OrchestrationTestKit.TinyGrowth(maxEpochs: 2, fineTune: 2);
+        double initial = tiny.Training.LearningRate;
+
+        async Task<List<double>> RatesAsync(RunSpec spec, string prefix)
+        {
+            string runId = await runs.StartAsync(spec, NewRunId(prefix));
+            var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+            Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+                $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
+            // The rate each epoch ended at: epochs are whole here, so that is the schedule at the epoch's end.
+            return (await OrchestrationTestKit.JournalAsync(store, runId))
+                .Where(e => (string?)e["kind"] == "epoch").OrderBy(e => (int)e["epoch"]!)
+                .Select(e => (double)e["learningRate"]!).ToList();
+        }
+        static double Cosine(double from, double progress) => 0.5 * from * (1 + Math.Cos(Math.PI * progress));
+
+        // continue, growth ran to maxEpochs: one cosine over 2 + 2 epochs, as a fixed network of 4 epochs trains.
+        var continued = await RatesAsync(tiny with { Growth = tiny.Growth with { FineTuneSchedule = FineTuneSchedule.Continue } },
+            "ftcont");
+        Assert.Equal(4, continued.Count);
+        for (int e = 0; e < 4; e++)
+            Assert.True(Math.Abs(continued[e] - Cosine(initial, (e + 1) / 4.0)) < 1e-9,
+                $"continue: epoch {e} ended at {continued[e]}, the planned cosine is at {Cosine(initial, (e + 1) / 4.0)}");
+
+        // restart (the default): a new cosine from the rate at epoch 2 over the 2 fine-tuning epochs.
+        var restarted = await RatesAsync(tiny, "ftrest");
+        double atTwo = Cosine(initial, 2 / 4.0);
+        Assert.Equal(continued.Take(2), restarted.Take(2));
+        Assert.True(Math.Abs(restarted[2] - Cosine(atTwo, 1 / 2.0)) < 1e-9, $"restart: epoch 2 ended at {restarted[2]}");
+        Assert.True(restarted[2] > continued[2] + 1e-6, $"restart {restarted[2]} against continue {continued[2]}");
+
+        // continue, growth stopped early (its target reached at the epoch-2 growth point of 4): the planned cosine
+        // would not reach the minimum by the end, so fine-tuning decays from the current rate over its 2 epochs.
+        var early = OrchestrationTestKit.TinyGrowth(maxEpochs: 4, fineTune: 2);
+        early = early with
+        {
+            Growth = early.Growth with
+            {
+                Pattern = "d",
+                FineTuneSchedule = FineTuneSchedule.Continue,
+                Stopping = early.Growth.Stopping with { TargetArch = "VGG-1-0-0" },
+            },
+        };
+        var stoppedEarly = await RatesAsync(early, "ftearly");
+        Assert.Equal(4, stoppedEarly.Count); // 2 growth epochs, then 2 fine-tuning epochs instead of 2 + 2 more
+        double atTwoOfSix = Cosine(initial, 2 / 6.0);
+        Assert.True(Math.Abs(stoppedEarly[2] - Cosine(atTwoOfSix, 1 / 2.0)) < 1e-9, $"early stop: {stoppedEarly[2]}");
+        Assert.Equal(0, stoppedEarly[3], 9);
+    }
+
+    [Fact]
     public async Task AnActivityThatFailsOnceIsRetriedAndTheRunCompletes()
     {
         var store = Store();

@@ -53,6 +53,7 @@ public class RunSpecTests
     [InlineData("""{ "kind": "grow", "model": { "family": "vit" }, "growth": { "fineTuneBranches": "merge" } }""",
         "fineTuneBranches 'merge'")]
     [InlineData("""{ "growth": { "fineTuneBranches": "fuse" } }""", "")]
+    [InlineData("""{ "growth": { "fineTuneSchedule": "cosine" } }""", "fineTuneSchedule")]
     [InlineData("""{ "device": "gpu" }""", "device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N")]
     [InlineData("""{ "device": "cuda:x" }""", "device: 'cuda:x'")]
     [InlineData("""{ "training": { "precision": "fp8" } }""", "training.precision")]
@@ -89,6 +90,20 @@ public class RunSpecTests
         var again = RunSpec.FromJson(spec.ToJson(), "test");
         Assert.Equal(spec.ToJson(), again.ToJson());
         Assert.Equal("VGG-2-2-2", again.Growth.Stopping.TargetArch);
+    }
+
+    [Fact]
+    public void TheFineTuneScheduleIsReadByItsJsonNameAndWrittenOnlyWhenItIsNotTheDefault()
+    {
+        Assert.Equal(FineTuneSchedule.Restart, RunSpec.FromJson("{}", "test").Growth.FineTuneSchedule);
+        var spec = RunSpec.FromJson("""{ "growth": { "fineTuneSchedule": "continue" } }""", "test");
+        Assert.Equal(FineTuneSchedule.Continue, spec.Growth.FineTuneSchedule);
+        Assert.Contains("\"fineTuneSchedule\": \"continue\"", spec.ToJson());
+        Assert.Equal(FineTuneSchedule.Continue, RunSpec.FromJson(spec.ToJson(), "test").Growth.FineTuneSchedule);
+        // The default is left out, so specs written before the option keep their text, and the bench's fingerprints
+        // of finished runs (bench/work/*.command) stay valid.
+        var plain = new RunSpec { Growth = new GrowthOptions { FineTuneSchedule = FineTuneSchedule.Restart } };
+        Assert.DoesNotContain("fineTuneSchedule", plain.ToJson());
     }
 
     [Fact]
