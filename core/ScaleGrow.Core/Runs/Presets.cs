@@ -124,9 +124,9 @@ public static class Presets
             // A 24-32-48 seed with 8 fine-tuning epochs, not 32-48-64 with 4 (RESULTS §3, 2026-12-06, 2 seeds each): the
             // same ResNet-2-1-0 at half the parameters (61 K fused, 8.5 % of MobileNetV3-small's, against 121 K), 92.62 /
             // 92.76 % against 92.72 / 92.40 %, and faster. With 4 fine-tuning epochs the narrow seed lost 0.58 points.
-            // Fine-tuning continues the planned cosine (RESULTS §3, 2026-12-06 late, 2 seeds): 92.58 / 92.87 % against
-            // 92.62 / 92.76 % restarting it, the same ResNet-2-1-0; the learning rate is then the one its oracle
-            // architecture trains with, and the mean gap to it −0.275 points instead of −0.31 (noise-sized).
+            // Fine-tuning continues the planned cosine (RESULTS §3, 2026-12-06 late): 92.58 / 92.87 % against
+            // 92.62 / 92.76 % restarting it (seeds 1–2), the same ResNet-2-1-0; the learning rate is then the one its
+            // oracle architecture trains with. Noise-sized: the gap to that oracle is −0.33 over 3 seeds.
             Grow("fashion-resnet", "resnet", FashionFull, ShortGrowth with { FineTuneSchedule = FineTuneSchedule.Continue },
                 widths: [24, 32, 48])),
         new("fashion-bottleneck", "AdaGrow Bottleneck-ResNet on full Fashion-MNIST, ~45 min on 2 cores (27 min measured on 2026-12-06)",
