@@ -256,9 +256,9 @@ public static class GrowthOrchestration
     private static GrowthRunState EnterFineTune(GrowthRunState state, string reason)
     {
         var g = state.Settings.Growth;
-        // M epochs follow, decaying from the current rate (docs/growth.md); a stop never gets here (see Stopped).
-        // With `continue`, a growth phase that ran to its end leaves the planned cosine in place: it already ends
-        // where fine-tuning ends.
+        // M epochs follow, decaying to the minimum (docs/growth.md); a stop never gets here (see Stopped). They start a
+        // new cosine from the current rate, except that with `continue` a growth phase that ran to its end leaves the
+        // planned cosine in place: it already ends where fine-tuning ends.
         int epochs = g.FineTuneEpochs;
         int start = state.Position.Epoch;
         double current = state.Schedule.For(1).At(start);

@@ -43,7 +43,8 @@ public sealed record PartialEpoch(long Samples, double LossSum, long Correct, do
 /// <summary>
 /// The learning-rate schedule's segment: cosine from <see cref="Initial"/> to <see cref="Minimum"/> over
 /// <see cref="Epochs"/> epochs starting at global epoch <see cref="StartEpoch"/>; warm-up only in the first segment.
-/// When growth stops early, fine-tuning starts a new segment from the current rate (see docs/growth.md).
+/// Fine-tuning starts a new segment from the current rate, unless <c>growth.fineTuneSchedule</c> is <c>continue</c>
+/// and growth used its whole phase (docs/growth.md).
 /// </summary>
 public sealed record ScheduleSegment(double Initial, double Minimum, int StartEpoch, double Epochs, double WarmupEpochs)
 {
