@@ -36,8 +36,7 @@ public static class GrowthOrchestration
                 case RunPhase.Train:
                 case RunPhase.FineTune:
                     state = await TrainAsync(context, state);
-                    if (state.Phase != RunPhase.Grow || state.Position.Batch != 0) break;
-                    if (state.Position.Epoch % state.Settings.Growth.IntervalEpochs != 0) break;
+                    if (state.Phase != RunPhase.Grow || !AtGrowthPoint(state)) break;
                     state = await GrowAsync(context, state);
                     if (++cycles >= CyclesPerExecution && state.Phase == RunPhase.Grow)
                     {
@@ -78,26 +77,44 @@ public static class GrowthOrchestration
         };
     }
 
+    /// <summary>
+    /// Whether training stands at a growth point of the growth phase: the end of an interval, or with
+    /// <c>intervalsPerEpoch</c> > 1 one of the points inside an epoch (a time-bounded split never stops on one).
+    /// </summary>
+    private static bool AtGrowthPoint(GrowthRunState state)
+    {
+        var g = state.Settings.Growth;
+        return state.Position.Batch == 0
+            ? state.Position.Epoch % g.IntervalEpochs == 0
+            : GrowthPoints.IsInsideEpochPoint(state.Position, g.PointsPerEpoch(), state.BatchesPerEpoch);
+    }
+
     /// <summary>Trains up to the next growth point (or the phase's end), in time-bounded pieces.</summary>
     private static async Task<GrowthRunState> TrainAsync(TaskOrchestrationContext context, GrowthRunState state)
     {
-        int until = state.PhaseEndEpoch;
+        int until = state.PhaseEndEpoch, untilPart = 0, parts = 1;
         if (state.Phase == RunPhase.Grow)
         {
             int interval = state.Settings.Growth.IntervalEpochs;
-            until = Math.Min(until, (state.Position.Epoch / interval + 1) * interval);
+            parts = state.Settings.Growth.PointsPerEpoch();
+            var (epoch, part) = parts > 1
+                ? GrowthPoints.Next(state.Position, parts, state.BatchesPerEpoch)
+                : ((state.Position.Epoch / interval + 1) * interval, 0);
+            if (epoch < until) (until, untilPart) = (epoch, part);
         }
         // A stop ends training in every phase: the training step already halted between batches, so calling it
         // again would only write another checkpoint with no progress (the loop issue 16 found).
         if (state.StopRequested) return Stopped(state);
-        if (state.Position.Epoch < until)
+        if (GrowthPoints.Before(state.Position, until, untilPart, parts, state.BatchesPerEpoch))
         {
             var result = await context.CallActivityAsync<TrainIntervalResult>(TrainIntervalStep.Name,
                 new TrainIntervalInput(state.RunId, state.Checkpoint, state.NextStep, state.Position, until,
-                    state.Schedule, PhaseName(state.Phase), state.Settings.MaxIntervalSeconds), Retry);
+                    state.Schedule, PhaseName(state.Phase), state.Settings.MaxIntervalSeconds, untilPart, parts), Retry);
             var progress = state.Progress;
             foreach (var e in result.Epochs)
                 progress = StoppingRules.RecordEpoch(progress, e.ValidationAccuracy, state.Settings.Growth.Stopping);
+            if (result.Point is { } point)
+                progress = StoppingRules.RecordEpoch(progress, point.ValidationAccuracy, state.Settings.Growth.Stopping);
             // A trial of a sweep tells its sweep how it is doing, for early stopping (ASHA) at the sweep's rungs.
             if (context.Parent is { } parent && result.Epochs.Count > 0)
                 context.SendEvent(parent.InstanceId, TaskNames.TrialEpochsEvent, new ScaleGrow.Sweeps.TrialEpochs(
@@ -109,14 +126,15 @@ public static class GrowthOrchestration
                 NextStep = Math.Max(state.NextStep, result.Checkpoint.Step + 1),
                 Position = result.Position,
                 Progress = progress,
-                LastValidationAccuracy = result.Epochs.Count > 0 ? result.Epochs[^1].ValidationAccuracy
-                    : state.LastValidationAccuracy,
+                LastValidationAccuracy = result.Point?.ValidationAccuracy
+                    ?? (result.Epochs.Count > 0 ? result.Epochs[^1].ValidationAccuracy : state.LastValidationAccuracy),
+                BatchesPerEpoch = result.BatchesPerEpoch > 0 ? result.BatchesPerEpoch : state.BatchesPerEpoch,
                 Device = result.Device ?? state.Device,
             };
             if (result.DeleteRequested) return state with { Phase = RunPhase.Deleted };
             if (result.StopRequested && !state.StopRequested) state = RequestStop(state, "stop requested");
             if (state.StopRequested) return Stopped(state);
-            if (state.Position.Batch != 0) return state; // split interval: keep training
+            if (state.Position.Batch != 0) return state; // split interval, or a growth point inside an epoch
         }
         if (state.Position.Epoch >= state.PhaseEndEpoch)
             return state.Phase switch
@@ -259,18 +277,20 @@ public static class GrowthOrchestration
         // M epochs follow, decaying to the minimum (docs/growth.md); a stop never gets here (see Stopped). They start a
         // new cosine from the current rate, except that with `continue` a growth phase that ran to its end leaves the
         // planned cosine in place: it already ends where fine-tuning ends.
+        // Growth that stops at a point inside an epoch (intervalsPerEpoch > 1) fine-tunes the rest of that epoch too.
         int epochs = g.FineTuneEpochs;
         int start = state.Position.Epoch;
+        int end = start + epochs + (state.Position.Batch > 0 ? 1 : 0);
         double current = state.Schedule.For(1).At(start);
-        bool keepPlanned = g.FineTuneSchedule == FineTuneSchedule.Continue
-                           && Math.Abs(state.Schedule.StartEpoch + state.Schedule.Epochs - (start + epochs)) < 1e-9;
+        bool keepPlanned = g.FineTuneSchedule == FineTuneSchedule.Continue && state.Position.Batch == 0
+                           && Math.Abs(state.Schedule.StartEpoch + state.Schedule.Epochs - end) < 1e-9;
         return state with
         {
             Phase = epochs > 0 ? RunPhase.FineTune : RunPhase.Finalize,
             StopReason = state.StopReason ?? reason,
-            PhaseEndEpoch = start + epochs,
+            PhaseEndEpoch = end,
             Schedule = keepPlanned ? state.Schedule
-                : new ScheduleSegment(current, state.Settings.Training.MinLearningRate, start, epochs, 0),
+                : new ScheduleSegment(current, state.Settings.Training.MinLearningRate, start, end - start, 0),
         };
     }
 

@@ -13,6 +13,17 @@ public sealed record GrowthOptions
     /// <summary>Epochs trained between growths (table 3-4: 3 for CNNs; table 3-13: 5 for Transformers).</summary>
     public int IntervalEpochs { get; set; } = 3;
 
+    /// <summary>
+    /// Growth points per epoch, with <see cref="IntervalEpochs"/> 1: 2 grows after every half epoch, so a run reaches
+    /// its final size in half the epochs and trains longer at it. Each point is validated for the stopping rule, which
+    /// then tests every interval of this length. Null (not written, so older specs keep their fingerprints) means 1.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? IntervalsPerEpoch { get; set; }
+
+    /// <summary>Growth points per epoch in effect (<see cref="IntervalsPerEpoch"/>, 1 when not given).</summary>
+    public int PointsPerEpoch() => IntervalsPerEpoch ?? 1;
+
     /// <summary>Growth kinds in turn: 'w' width, 'd' depth ("wdd" = one width per two depth growths).</summary>
     public string Pattern { get; set; } = "wdd";
 
@@ -53,6 +64,9 @@ public sealed record GrowthOptions
             if (!ok) throw new InvalidSpecException("growth: " + message);
         }
         Check(IntervalEpochs is >= 1 and <= 10000, $"intervalEpochs must be in 1..10000, got {IntervalEpochs}");
+        Check(IntervalsPerEpoch is null or >= 1 and <= 64, $"intervalsPerEpoch must be in 1..64, got {IntervalsPerEpoch}");
+        Check(PointsPerEpoch() == 1 || IntervalEpochs == 1,
+            $"intervalsPerEpoch {IntervalsPerEpoch} splits one-epoch intervals only: intervalEpochs must be 1, got {IntervalEpochs}");
         Check(!string.IsNullOrEmpty(Pattern) && Pattern.All(c => c is 'w' or 'd'),
             $"pattern must be a non-empty string of 'w' and 'd', got '{Pattern}'");
         Check(MaxEpochs is >= 1 and <= 10000, $"maxEpochs must be in 1..10000, got {MaxEpochs}");

@@ -40,6 +40,10 @@ public sealed record GrowthRunState
     /// <summary>Epoch at which the current phase ends (growth: N; fine-tune: stop epoch + M).</summary>
     public int PhaseEndEpoch { get; init; }
 
+    /// <summary>Training batches per epoch, as the last TrainInterval reported them (0 before the first): growth points
+    /// inside an epoch are batch positions.</summary>
+    public int BatchesPerEpoch { get; init; }
+
     public double? LastValidationAccuracy { get; init; }
     public string? StopReason { get; init; }
     public bool StopRequested { get; init; }

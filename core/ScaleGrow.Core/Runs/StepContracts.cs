@@ -21,6 +21,44 @@ public sealed record TrainingPosition(int Epoch, int Batch, PartialEpoch? Partia
 }
 
 /// <summary>
+/// Growth points inside an epoch (<see cref="GrowthOptions.IntervalsPerEpoch"/>): part <c>k</c> of <c>parts</c> ends at
+/// batch <c>⌊k·batches/parts⌋</c>; part 0 is the epoch's start. Pure arithmetic, shared by the orchestrator (which
+/// decides where to train to) and the TrainInterval step (which maps a part to a batch).
+/// </summary>
+public static class GrowthPoints
+{
+    public static int BatchOf(int part, int parts, int batches) => (int)((long)part * batches / parts);
+
+    /// <summary>The first growth point after <paramref name="p"/>, as (epoch, part); part 0 is an epoch's start.</summary>
+    public static (int Epoch, int Part) Next(TrainingPosition p, int parts, int batches)
+    {
+        if (parts <= 1) return (p.Epoch + 1, 0);
+        if (p.Batch == 0) return (p.Epoch, 1);
+        if (batches <= 0)
+            throw new InvalidOperationException($"position {p.Epoch}/{p.Batch} inside an epoch of unknown length");
+        for (int k = 1; k < parts; k++)
+            if (BatchOf(k, parts, batches) > p.Batch) return (p.Epoch, k);
+        return (p.Epoch + 1, 0);
+    }
+
+    /// <summary>Whether <paramref name="p"/> is before the point (epoch, part); a batch count of 0 = not known yet.</summary>
+    public static bool Before(TrainingPosition p, int epoch, int part, int parts, int batches) =>
+        p.Epoch < epoch || (p.Epoch == epoch && part > 0 && (p.Batch == 0 || p.Batch < BatchOf(part, parts, batches)));
+
+    /// <summary>Whether <paramref name="p"/> (inside an epoch) is one of its growth points.</summary>
+    public static bool IsInsideEpochPoint(TrainingPosition p, int parts, int batches)
+    {
+        if (p.Batch == 0 || parts <= 1 || batches <= 0) return false;
+        for (int k = 1; k < parts; k++)
+            if (BatchOf(k, parts, batches) == p.Batch) return true;
+        return false;
+    }
+}
+
+/// <summary>The validation at a growth point inside an epoch (the stopping rule's signal there).</summary>
+public sealed record ValidationPoint(int Epoch, int Batch, double ValidationAccuracy, double ValidationLoss);
+
+/// <summary>
 /// The batches of an epoch trained so far, summed: an epoch longer than an activity's time limit is trained by several
 /// <c>TrainInterval</c> activities, and its loss, accuracy and seconds are those of all of them.
 /// </summary>

@@ -262,6 +262,79 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.Equal(0, stoppedEarly[3], 9);
     }
 
+    /// <summary>
+    /// <c>intervalsPerEpoch: 2</c> grows after every half epoch: training stops at the middle batch, validates there
+    /// for the stopping rule, grows, and goes on from the same batch, so each epoch is still trained and journaled
+    /// once, and the stopping rule takes in every point's validation. A stop at a point inside an epoch fine-tunes the
+    /// rest of that epoch as well.
+    /// </summary>
+    [Fact]
+    public async Task HalfEpochIntervalsGrowInsideEpochsAndValidateAtEveryPoint()
+    {
+        var store = Store();
+        var calls = new List<(TrainIntervalInput Input, TrainIntervalResult Result)>();
+        var activities = ActivityTable.For(new RunSteps(store)).Wrap<TrainIntervalInput, TrainIntervalResult>(
+            TrainIntervalStep.Name, async (input, train) =>
+            {
+                var result = await train(input);
+                lock (calls) calls.Add((input, result));
+                return result;
+            });
+        await using var engine = await OrchestrationTestKit.StartEngineAsync(activities);
+        var runs = new RunsService(engine.Client, store);
+        var tiny = OrchestrationTestKit.TinyGrowth(maxEpochs: 2, fineTune: 1);
+        var spec = tiny with { Growth = tiny.Growth with { IntervalsPerEpoch = 2, Pattern = "d" } };
+
+        string runId = await runs.StartAsync(spec, NewRunId("half"));
+        var (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, runId);
+        Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+            $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
+        var summary = metadata.ReadOutputAs<RunSummary>()!;
+        Assert.Equal(3, summary.Growths); // at epochs 0.5, 1 and 1.5; 2 is the end of the growth phase
+        Assert.Equal(3, summary.Epochs);
+        int batches = calls[0].Result.BatchesPerEpoch;
+        Assert.True(batches >= 4, $"{batches} batches per epoch");
+        Assert.Equal([(0, 1), (1, 0), (1, 1), (2, 0), (3, 0)],
+            calls.Select(c => (c.Input.UntilEpoch, c.Input.UntilPart)).ToList());
+        // The halfway points stop at batch ⌊batches/2⌋ with a validation there, where the next step resumes; whole
+        // epochs need none.
+        Assert.Equal(new TrainingPosition(0, batches / 2, calls[0].Result.Position.Partial), calls[0].Result.Position);
+        Assert.NotNull(calls[0].Result.Point);
+        Assert.Equal(batches / 2, calls[1].Input.Position.Batch);
+        Assert.Null(calls[1].Result.Point);
+        var journal = await OrchestrationTestKit.JournalAsync(store, runId);
+        Assert.Equal([0, 1, 2], journal.Where(e => (string?)e["kind"] == "epoch").Select(e => (int)e["epoch"]!).Order());
+        // A growth is journaled at the epoch it happened in (at an epoch's end: the next one).
+        Assert.Equal([0, 1, 1], journal.Where(e => (string?)e["kind"] == "growth").Select(e => (int)e["epoch"]!).Order());
+        // Epoch 0 was trained across the growth in its middle, and its record counts all of its batches.
+        var first = journal.Single(e => (string?)e["kind"] == "epoch" && (int)e["epoch"]! == 0);
+        Assert.Equal(batches / 2, (int)first["resumedAtBatch"]!);
+        Assert.True((double)first["seconds"]! > calls[0].Result.Position.Partial!.Seconds);
+
+        // The stopping rule's EMA took in a validation at every point: 1, 2, 3 of them at the three growths.
+        Assert.Equal([1, 2, 3], journal.Where(e => (string?)e["kind"] == "state")
+            .Select(e => (int)e["state"]!["progress"]!["epoch"]!).Order());
+
+        // Growth that stops at a point inside an epoch (here its target, reached at the second growth, stops it at the
+        // third point, epoch 1.5) fine-tunes the rest of that epoch and then its fine-tuning epochs.
+        var stopping = spec with
+        {
+            Growth = spec.Growth with { MaxEpochs = 4, Stopping = new StoppingOptions { Auto = false, TargetArch = "VGG-2-0-0" } },
+        };
+        calls.Clear();
+        string stoppedId = await runs.StartAsync(stopping, NewRunId("halfstop"));
+        (metadata, _) = await OrchestrationTestKit.WaitAsync(engine.Client, stoppedId);
+        Assert.True(metadata.RuntimeStatus == OrchestrationRuntimeStatus.Completed,
+            $"{metadata.RuntimeStatus}: {metadata.FailureDetails?.ErrorMessage}");
+        summary = metadata.ReadOutputAs<RunSummary>()!;
+        Assert.Equal(2, summary.Growths);
+        Assert.Contains("VGG-2-0-0", summary.StopReason);
+        Assert.Equal(3, summary.Epochs);
+        Assert.Equal((3, 0), (calls[^1].Input.UntilEpoch, calls[^1].Input.UntilPart));
+        Assert.Equal("fine-tune", calls[^1].Input.Phase);
+        Assert.Equal(new TrainingPosition(1, batches / 2, calls[^1].Input.Position.Partial), calls[^1].Input.Position);
+    }
+
     [Fact]
     public async Task AnActivityThatFailsOnceIsRetriedAndTheRunCompletes()
     {

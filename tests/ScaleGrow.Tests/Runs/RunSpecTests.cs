@@ -54,6 +54,10 @@ public class RunSpecTests
         "fineTuneBranches 'merge'")]
     [InlineData("""{ "growth": { "fineTuneBranches": "fuse" } }""", "")]
     [InlineData("""{ "growth": { "fineTuneSchedule": "cosine" } }""", "fineTuneSchedule")]
+    [InlineData("""{ "growth": { "intervalEpochs": 1, "intervalsPerEpoch": 0 } }""", "intervalsPerEpoch must be in 1..64, got 0")]
+    [InlineData("""{ "growth": { "intervalEpochs": 1, "intervalsPerEpoch": 65 } }""", "intervalsPerEpoch")]
+    [InlineData("""{ "growth": { "intervalEpochs": 1, "intervalsPerEpoch": 1.5 } }""", "intervalsPerEpoch")]
+    [InlineData("""{ "growth": { "intervalEpochs": 3, "intervalsPerEpoch": 2 } }""", "intervalEpochs must be 1, got 3")]
     [InlineData("""{ "device": "gpu" }""", "device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N")]
     [InlineData("""{ "device": "cuda:x" }""", "device: 'cuda:x'")]
     [InlineData("""{ "training": { "precision": "fp8" } }""", "training.precision")]
@@ -90,6 +94,18 @@ public class RunSpecTests
         var again = RunSpec.FromJson(spec.ToJson(), "test");
         Assert.Equal(spec.ToJson(), again.ToJson());
         Assert.Equal("VGG-2-2-2", again.Growth.Stopping.TargetArch);
+    }
+
+    [Fact]
+    public void IntervalsPerEpochIsReadAndWrittenOnlyWhenGiven()
+    {
+        Assert.Null(RunSpec.FromJson("{}", "test").Growth.IntervalsPerEpoch);
+        Assert.Equal(1, RunSpec.FromJson("{}", "test").Growth.PointsPerEpoch());
+        Assert.DoesNotContain("intervalsPerEpoch", new RunSpec().ToJson());
+        var spec = RunSpec.FromJson("""{ "growth": { "intervalEpochs": 1, "intervalsPerEpoch": 2 } }""", "test");
+        Assert.Equal(2, spec.Growth.PointsPerEpoch());
+        Assert.Contains("\"intervalsPerEpoch\": 2", spec.ToJson());
+        Assert.Equal(2, RunSpec.FromJson(spec.ToJson(), "test").Growth.IntervalsPerEpoch);
     }
 
     [Fact]

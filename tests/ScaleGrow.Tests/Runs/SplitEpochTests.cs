@@ -72,4 +72,45 @@ public sealed class SplitEpochTests : IDisposable
         Assert.True(DateTime.Parse(entry.EndedAt!, System.Globalization.CultureInfo.InvariantCulture,
             System.Globalization.DateTimeStyles.RoundtripKind) >= startedAt, entry.EndedAt);
     }
+
+    /// <summary>
+    /// A growth point inside an epoch (<c>intervalsPerEpoch</c>): the step trains exactly to the part's batch,
+    /// validates there, and the next step finishes the epoch as if it had never stopped.
+    /// </summary>
+    [Fact]
+    public async Task TrainingToAGrowthPointInsideAnEpochStopsAtItsBatchValidatesAndResumesExactly()
+    {
+        var store = new LocalFolderArtifactStore(_root);
+        var steps = new RunSteps(store);
+        var spec = OrchestrationTestKit.TinyGrowth();
+        const string runId = "part-epoch";
+        await RunSteps.SubmitAsync(store, runId, spec);
+        var init = await new InitializeRunStep(steps).RunAsync(new InitializeRunInput(runId));
+        var schedule = new ScheduleSegment(spec.Training.LearningRate, spec.Training.MinLearningRate, 0, 2, 0);
+        var train = new TrainIntervalStep(steps);
+
+        var whole = await train.RunAsync(new TrainIntervalInput(runId, init.Checkpoint, 1, TrainingPosition.Start, 1,
+            schedule, "grow", 1e6));
+        int batches = whole.BatchesPerEpoch;
+        Assert.Null(whole.Point);
+
+        var third = await train.RunAsync(new TrainIntervalInput(runId, init.Checkpoint, 2, TrainingPosition.Start, 0,
+            schedule, "grow", 1e6, UntilPart: 1, Parts: 3));
+        Assert.Empty(third.Epochs);
+        Assert.Equal(batches / 3, third.Position.Batch);
+        var point = Assert.IsType<ValidationPoint>(third.Point);
+        Assert.Equal((0, batches / 3), (point.Epoch, point.Batch));
+        Assert.InRange(point.ValidationAccuracy, 0, 1);
+
+        var rest = await train.RunAsync(new TrainIntervalInput(runId, third.Checkpoint, 3, third.Position, 1,
+            schedule, "grow", 1e6, Parts: 3));
+        Assert.Null(rest.Point);
+        Assert.Equal(Assert.Single(whole.Epochs).ValidationAccuracy, Assert.Single(rest.Epochs).ValidationAccuracy);
+        Assert.Equal(await store.ReadAllBytesAsync(whole.Checkpoint.Model), await store.ReadAllBytesAsync(rest.Checkpoint.Model));
+
+        // More points than batches: a one-line error naming the field, before any training.
+        var tooMany = await Assert.ThrowsAsync<InvalidSpecException>(() => train.RunAsync(new TrainIntervalInput(runId,
+            init.Checkpoint, 4, TrainingPosition.Start, 0, schedule, "grow", 1e6, UntilPart: 1, Parts: batches + 1)));
+        Assert.Contains("intervalsPerEpoch", tooMany.Message);
+    }
 }

@@ -9,11 +9,16 @@ namespace ScaleGrow.Runs;
 /// <summary>Reported after every training batch of a run (for live progress displays).</summary>
 public sealed record TrainingProgress(string RunId, int Epoch, int Batch, int Batches, double Loss, double LearningRate);
 
+/// <param name="UntilPart">With <paramref name="Parts"/> > 1: train to the end of this part of epoch
+/// <paramref name="UntilEpoch"/> (a growth point inside it, <see cref="GrowthPoints"/>); 0 = to the epoch's start.</param>
 public sealed record TrainIntervalInput(string RunId, RunCheckpoint Checkpoint, int Step, TrainingPosition Position,
-    int UntilEpoch, ScheduleSegment Schedule, string Phase, double MaxSeconds);
+    int UntilEpoch, ScheduleSegment Schedule, string Phase, double MaxSeconds, int UntilPart = 0, int Parts = 1);
 
+/// <param name="Point">The validation at the growth point inside an epoch that training stopped at, if it did.</param>
+/// <param name="BatchesPerEpoch">Training batches per epoch of the run's data.</param>
 public sealed record TrainIntervalResult(RunCheckpoint Checkpoint, TrainingPosition Position,
-    IReadOnlyList<EpochRecord> Epochs, bool StopRequested, bool DeleteRequested, string? Device = null);
+    IReadOnlyList<EpochRecord> Epochs, bool StopRequested, bool DeleteRequested, string? Device = null,
+    ValidationPoint? Point = null, int BatchesPerEpoch = 0);
 
 /// <summary>
 /// The <c>TrainInterval</c> activity (see <see cref="RunAsync"/>).
@@ -24,8 +29,9 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
     public const string Name = "TrainInterval";
 
     /// <summary>
-    /// Trains from <see cref="TrainIntervalInput.Position"/> up to <see cref="TrainIntervalInput.UntilEpoch"/>,
-    /// evaluating on the validation split after every epoch. Bounded in time: after
+    /// Trains from <see cref="TrainIntervalInput.Position"/> up to <see cref="TrainIntervalInput.UntilEpoch"/> (and
+    /// <see cref="TrainIntervalInput.UntilPart"/> of it), evaluating on the validation split after every epoch and at
+    /// a growth point inside an epoch. Bounded in time: after
     /// <see cref="TrainIntervalInput.MaxSeconds"/> it stops between batches and checkpoints mid-epoch (the position
     /// says where to continue; batch order and augmentation replay exactly). It also stops between batches when the
     /// run's control flag asks for it (stop or delete), so those take effect within seconds.
@@ -53,22 +59,30 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
                 : new MixedPrecision(model.Module, () => ModelFactory.Create(model.Spec).Module, precision);
             long batchSeed = Seeds.Derive(spec.Seed, "batches", 0);
             int batches = data.TrainBatchCount(spec.Training.BatchSize);
+            int parts = Math.Max(1, input.Parts);
+            if (parts > batches)
+                throw new InvalidSpecException(
+                    $"growth: intervalsPerEpoch {parts} is more than the {batches} training batches of an epoch");
+            int untilBatch = input.UntilPart > 0 ? GrowthPoints.BatchOf(input.UntilPart, parts, batches) : 0;
             var schedule = input.Schedule.For(batches);
             var control = new ControlFlag(Run.Store, input.RunId, Run.ControlPollSeconds);
             var epochs = new List<EpochRecord>();
             var startBatches = new List<int>();
             var position = input.Position;
+            ValidationPoint? point = null;
             bool stop = false, delete = false;
             string arch = model.Spec.ArchString;
             long parameters = ModelStats.Of(model.Spec).Parameters;
-            while (position.Epoch < input.UntilEpoch)
+            while (position.Epoch < input.UntilEpoch || (position.Epoch == input.UntilEpoch && position.Batch < untilBatch))
             {
                 int epoch = position.Epoch, start = position.Batch;
+                int end = epoch == input.UntilEpoch ? untilBatch : batches;
                 // What earlier activities trained of this epoch, when it was split (an older state has no record).
                 var before = start > 0 ? position.Partial : null;
                 int trained = 0;
                 var metrics = Trainer.TrainEpoch(model.Module, optimizer, schedule,
-                    data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start), spec.Training.LabelSmoothing,
+                    data.TrainEpoch(spec.Training.BatchSize, batchSeed, epoch).Skip(start).Take(end - start),
+                    spec.Training.LabelSmoothing,
                     onBatch: b =>
                     {
                         trained++;
@@ -91,6 +105,13 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
                 if (done < batches)
                 {
                     position = new TrainingPosition(epoch, done, sofar ?? PartialEpoch.Of(metrics));
+                    if (done == end && !stop && !delete)
+                    {
+                        // A growth point inside the epoch: the stopping rule needs the validation accuracy here.
+                        var at = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
+                            cancellationToken, data.Loss(0), device);
+                        point = new ValidationPoint(epoch, done, at.Accuracy, at.Loss);
+                    }
                     break;
                 }
                 if (spec.Training.NormRecalibrationBatches > 0)
@@ -128,7 +149,7 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
             for (int i = 0; i < epochs.Count; i++)
                 await Run.Journal(input.RunId).UpsertAsync($"epoch-{epochs[i].Epoch:00000}",
                     EpochEntry.Of(epochs[i], input.Step, startBatches[i]), cancellationToken);
-            return new TrainIntervalResult(checkpoint, position, epochs, stop, delete, device.Name);
+            return new TrainIntervalResult(checkpoint, position, epochs, stop, delete, device.Name, point, batches);
         }
         finally
         {
