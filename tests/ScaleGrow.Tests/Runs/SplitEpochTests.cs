@@ -75,7 +75,8 @@ public sealed class SplitEpochTests : IDisposable
 
     /// <summary>
     /// A growth point inside an epoch (<c>intervalsPerEpoch</c>): the step trains exactly to the part's batch,
-    /// validates there, and the next step finishes the epoch as if it had never stopped.
+    /// recalibrates batch norm and validates there, and the next step finishes the epoch as if it had never stopped
+    /// (the model's bytes, running statistics included, are those of the epoch trained in one go).
     /// </summary>
     [Fact]
     public async Task TrainingToAGrowthPointInsideAnEpochStopsAtItsBatchValidatesAndResumesExactly()

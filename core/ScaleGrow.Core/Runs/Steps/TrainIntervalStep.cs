@@ -107,17 +107,17 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
                     position = new TrainingPosition(epoch, done, sofar ?? PartialEpoch.Of(metrics));
                     if (done == end && !stop && !delete)
                     {
-                        // A growth point inside the epoch: the stopping rule needs the validation accuracy here.
+                        // A growth point inside the epoch: the stopping rule needs the validation accuracy here,
+                        // measured as at an epoch's end (without the recalibration a point read 10 points under the
+                        // epochs around it). The statistics are recomputed from scratch there, so training is the same.
+                        RecalibrateNorms(spec, model.Module, data, epoch, device, cancellationToken);
                         var at = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
                             cancellationToken, data.Loss(0), device);
                         point = new ValidationPoint(epoch, done, at.Accuracy, at.Loss);
                     }
                     break;
                 }
-                if (spec.Training.NormRecalibrationBatches > 0)
-                    Trainer.RecalibrateNorms(model.Module,
-                        data.TrainEpoch(spec.Training.BatchSize, Seeds.Derive(spec.Seed, "norm-recalibration", epoch),
-                            epoch).Take(spec.Training.NormRecalibrationBatches), cancellationToken, device);
+                RecalibrateNorms(spec, model.Module, data, epoch, device, cancellationToken);
                 var validation = Trainer.Evaluate(model.Module, data.ValidationBatches(spec.Training.EvalBatchSize),
                     cancellationToken, data.Loss(0), device);
                 var record = new EpochRecord
@@ -155,6 +155,16 @@ public sealed class TrainIntervalStep(RunSteps run) : RunStep<TrainIntervalInput
         {
             model.Module.Dispose();
         }
+    }
+
+    /// <summary>Precise batch norm before a validation (<c>training.normRecalibrationBatches</c>; 0 = none).</summary>
+    private static void RecalibrateNorms(RunSpec spec, TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> module,
+        IRunData data, int epoch, ComputeDevice device, CancellationToken cancellationToken)
+    {
+        if (spec.Training.NormRecalibrationBatches > 0)
+            Trainer.RecalibrateNorms(module,
+                data.TrainEpoch(spec.Training.BatchSize, Seeds.Derive(spec.Seed, "norm-recalibration", epoch), epoch)
+                    .Take(spec.Training.NormRecalibrationBatches), cancellationToken, device);
     }
 
     /// <summary>
