@@ -89,6 +89,10 @@ public static class GrowthOrchestration
             : GrowthPoints.IsInsideEpochPoint(state.Position, g.PointsPerEpoch(), state.BatchesPerEpoch);
     }
 
+    /// <summary>Epochs trained so far, fractional at a point inside an epoch.</summary>
+    private static double EpochsTrained(GrowthRunState state) => state.Position.Epoch
+        + (state.Position.Batch > 0 && state.BatchesPerEpoch > 0 ? (double)state.Position.Batch / state.BatchesPerEpoch : 0);
+
     /// <summary>Trains up to the next growth point (or the phase's end), in time-bounded pieces.</summary>
     private static async Task<GrowthRunState> TrainAsync(TaskOrchestrationContext context, GrowthRunState state)
     {
@@ -190,7 +194,8 @@ public static class GrowthOrchestration
         int step = state.NextStep;
         var inserted = await context.CallActivityAsync<InsertModuleResult>(InsertModuleStep.Name,
             new InsertModuleInput(state.RunId, state.Checkpoint, step, decision.Spec!.ToJson(), decision.Action!,
-                options.Init, Seeds.Derive(state.Settings.Seed, "init", progress.Growths), state.Position.Epoch), Retry);
+                options.Init, Seeds.Derive(state.Settings.Seed, "init", progress.Growths), state.Position.Epoch,
+                EpochsTrained(state)), Retry);
         var migrated = await context.CallActivityAsync<RunCheckpoint>(MigrateOptimizerStep.Name,
             new MigrateOptimizerInput(state.RunId, state.Checkpoint, step, inserted.Model, options.OptimizerMigration),
             Retry);

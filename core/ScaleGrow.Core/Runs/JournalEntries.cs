@@ -73,8 +73,10 @@ public sealed record ImportanceEntry(int Step, IReadOnlyList<double[]> Blocks,
     IReadOnlyDictionary<string, double> Layers, string? Device) : RunJournalEntry;
 
 /// <summary>InsertModule: what grew where (the action, with its new parameter names) and the sizes after.</summary>
+/// <param name="At">Epochs trained when it grew: <c>Epoch</c> at an epoch's end, a fraction more at a point inside an
+/// epoch (<c>growth.intervalsPerEpoch</c>); null in runs from before this field.</param>
 public sealed record GrowthEntry(int Step, int? Epoch, GrowthAction Action, long Parameters, long ParametersFused,
-    string? Device) : RunJournalEntry;
+    string? Device, double? At = null) : RunJournalEntry;
 
 /// <summary>MergeBranches: the merged plain network.</summary>
 public sealed record MergeEntry(int Step, int Epoch, string Arch, long ParametersBefore, long Parameters,

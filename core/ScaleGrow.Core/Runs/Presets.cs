@@ -126,9 +126,16 @@ public static class Presets
             // 92.76 % against 92.72 / 92.40 %, and faster. With 4 fine-tuning epochs the narrow seed lost 0.58 points.
             // Fine-tuning continues the planned cosine (RESULTS §3, 2026-12-06 late): 92.58 / 92.87 % against
             // 92.62 / 92.76 % restarting it (seeds 1–2), the same ResNet-2-1-0; the learning rate is then the one its
-            // oracle architecture trains with. Noise-sized: the gap to that oracle is −0.33 over 3 seeds.
-            Grow("fashion-resnet", "resnet", FashionFull, ShortGrowth with { FineTuneSchedule = FineTuneSchedule.Continue },
-                widths: [24, 32, 48])),
+            // oracle architecture trains with. Growth after every half epoch for 3 epochs, then 11 of fine-tuning (the
+            // same 14 epochs and 5 growth points; RESULTS §3, 2026-12-07): the same ResNet-2-1-0 reaches its final
+            // size at epoch 2.5 instead of 5, SEEDS_HALF.
+            Grow("fashion-resnet", "resnet", FashionFull, ShortGrowth with
+            {
+                IntervalsPerEpoch = 2,
+                MaxEpochs = 3,
+                FineTuneEpochs = 11,
+                FineTuneSchedule = FineTuneSchedule.Continue,
+            }, widths: [24, 32, 48])),
         new("fashion-bottleneck", "AdaGrow Bottleneck-ResNet on full Fashion-MNIST, ~45 min on 2 cores (27 min measured on 2026-12-06)",
             "Bottleneck seed 32-48-64", "Fashion-MNIST full",
             // 16 fine-tuning epochs, not 8 (RESULTS §3, 2026-12-06, 2 seeds each): 92.42 / 92.68 % against 92.05 / 92.06 %,

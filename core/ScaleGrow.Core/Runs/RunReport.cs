@@ -92,8 +92,8 @@ public static class RunReport
             plot.Axes.Right.Label.Text = "parameters (K)";
             foreach (var g in journal.OfType<GrowthEntry>())
             {
-                if (g.Epoch is not { } epoch) continue;
-                var line = plot.Add.VerticalLine(epoch, 1, g.Action.Kind == Growth.GrowthKind.Width
+                if ((g.At ?? g.Epoch) is not { } at) continue;
+                var line = plot.Add.VerticalLine(at, 1, g.Action.Kind == Growth.GrowthKind.Width
                     ? Colors.Orange : Colors.Gray);
                 line.LinePattern = LinePattern.Dashed;
             }

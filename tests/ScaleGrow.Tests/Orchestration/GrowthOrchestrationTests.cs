@@ -306,6 +306,9 @@ public class GrowthOrchestrationTests(AzuriteFixture azurite)
         Assert.Equal([0, 1, 2], journal.Where(e => (string?)e["kind"] == "epoch").Select(e => (int)e["epoch"]!).Order());
         // A growth is journaled at the epoch it happened in (at an epoch's end: the next one).
         Assert.Equal([0, 1, 1], journal.Where(e => (string?)e["kind"] == "growth").Select(e => (int)e["epoch"]!).Order());
+        // ... and with the epochs trained then, for the curves' growth markers.
+        Assert.Equal([(double)(batches / 2) / batches, 1, 1 + (double)(batches / 2) / batches],
+            journal.Where(e => (string?)e["kind"] == "growth").Select(e => (double)e["at"]!).Order());
         // Epoch 0 was trained across the growth in its middle, and its record counts all of its batches.
         var first = journal.Single(e => (string?)e["kind"] == "epoch" && (int)e["epoch"]! == 0);
         Assert.Equal(batches / 2, (int)first["resumedAtBatch"]!);

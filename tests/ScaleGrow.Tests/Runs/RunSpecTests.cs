@@ -198,9 +198,11 @@ public class RunSpecTests
             Assert.Null(spec.Data.TrainLimit); // the same training data as the fixed baselines they are compared with
             // Grown models underfit with crop + flip in 10 epochs (bench/RESULTS.md §3); the baselines keep it.
             Assert.Equal(ScaleGrow.Data.AugmentSpec.None, spec.Data.EffectiveAugment);
-            // VGG, ResNet and MobileNetV3 fine-tune 8 epochs (0.4, 0.6 and 0.5 points over 4), the bottleneck 16 (0.5 more
-            // than 8), RESULTS §3.
-            Assert.Equal(name == "fashion-bottleneck" ? 16 : 8, spec.Growth.FineTuneEpochs);
+            // VGG and MobileNetV3 grow 6 epochs and fine-tune 8 (0.4 and 0.5 points over 4), the bottleneck 16 (0.5
+            // more than 8); ResNet grows every half epoch for 3 and fine-tunes 11, the same 14 epochs and 5 growth
+            // points (RESULTS §3).
+            Assert.Equal(name switch { "fashion-bottleneck" => 16, "fashion-resnet" => 11, _ => 8 }, spec.Growth.FineTuneEpochs);
+            Assert.Equal(name == "fashion-resnet" ? (2, 3) : (1, 6), (spec.Growth.PointsPerEpoch(), spec.Growth.MaxEpochs));
             var seed = (CnnSpec)spec.Model.Build(1, 28, 10);
             Assert.All(seed.Blocks, b => Assert.Empty(b.Layers));
             Assert.True(ModelStats.Of(seed).Parameters < 100_000, $"{name}: seed of {ModelStats.Of(seed).Parameters}");

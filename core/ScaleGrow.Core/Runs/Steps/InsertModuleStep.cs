@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace ScaleGrow.Runs;
 
 public sealed record InsertModuleInput(string RunId, RunCheckpoint Checkpoint, int Step, string GrownArchitectureJson,
-    GrowthAction Action, InitOptions Init, long Seed, int Epoch);
+    GrowthAction Action, InitOptions Init, long Seed, int Epoch, double? At = null);
 
 public sealed record InsertModuleResult(string Model, GrowthAction Action, string ArchitectureJson, string Arch,
     long Parameters, long ParametersFused);
@@ -41,7 +41,8 @@ public sealed class InsertModuleStep(RunSteps run) : RunStep<InsertModuleInput, 
                 var action = input.Action with { NewParameters = newParameters };
                 var stats = ModelStats.Of(grownSpec);
                 await Run.Journal(input.RunId).UpsertAsync($"growth-{input.Step:00000}", new GrowthEntry(input.Step,
-                    input.Epoch, action, stats.Parameters, stats.ParametersFused, ComputeDevice.Of(grown.Module).Name),
+                    input.Epoch, action, stats.Parameters, stats.ParametersFused, ComputeDevice.Of(grown.Module).Name,
+                    input.At ?? input.Epoch),
                     cancellationToken);
                 return new InsertModuleResult(path, action, grownSpec.ToJson(), grownSpec.ArchString, stats.Parameters,
                     stats.ParametersFused);
