@@ -19,22 +19,28 @@ public sealed class SplitEpochTests : IDisposable
         if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
     }
 
-    [Fact]
-    public async Task AnEpochSplitAcrossActivitiesTrainsExactlyAsInOneAndItsRecordCoversAllItsBatches()
+    /// <summary>A tiny growth run submitted as <paramref name="runId"/>, and its first epoch trained in one activity.</summary>
+    private async Task<(LocalFolderArtifactStore Store, RunSpec Spec, InitializeRunResult Init, ScheduleSegment Schedule,
+        TrainIntervalStep Train, TrainIntervalResult Whole)> FirstEpochAsync(string runId)
     {
-        var startedAt = DateTime.UtcNow;
         var store = new LocalFolderArtifactStore(_root);
         var steps = new RunSteps(store);
         var spec = OrchestrationTestKit.TinyGrowth();
-        const string runId = "split-epoch";
         await RunSteps.SubmitAsync(store, runId, spec);
         var init = await new InitializeRunStep(steps).RunAsync(new InitializeRunInput(runId));
         var schedule = new ScheduleSegment(spec.Training.LearningRate, spec.Training.MinLearningRate, 0, 2, 0);
         var train = new TrainIntervalStep(steps);
-
-        // The whole epoch in one activity.
         var whole = await train.RunAsync(new TrainIntervalInput(runId, init.Checkpoint, 1, TrainingPosition.Start, 1,
             schedule, "grow", 1e6));
+        return (store, spec, init, schedule, train, whole);
+    }
+
+    [Fact]
+    public async Task AnEpochSplitAcrossActivitiesTrainsExactlyAsInOneAndItsRecordCoversAllItsBatches()
+    {
+        var startedAt = DateTime.UtcNow;
+        const string runId = "split-epoch";
+        var (store, spec, init, schedule, train, whole) = await FirstEpochAsync(runId);
 
         // The same epoch from the same checkpoint, with a time limit already spent when the first activity starts: it
         // still trains one batch (a limit shorter than loading would otherwise never progress), then stops.
@@ -81,17 +87,8 @@ public sealed class SplitEpochTests : IDisposable
     [Fact]
     public async Task TrainingToAGrowthPointInsideAnEpochStopsAtItsBatchValidatesAndResumesExactly()
     {
-        var store = new LocalFolderArtifactStore(_root);
-        var steps = new RunSteps(store);
-        var spec = OrchestrationTestKit.TinyGrowth();
         const string runId = "part-epoch";
-        await RunSteps.SubmitAsync(store, runId, spec);
-        var init = await new InitializeRunStep(steps).RunAsync(new InitializeRunInput(runId));
-        var schedule = new ScheduleSegment(spec.Training.LearningRate, spec.Training.MinLearningRate, 0, 2, 0);
-        var train = new TrainIntervalStep(steps);
-
-        var whole = await train.RunAsync(new TrainIntervalInput(runId, init.Checkpoint, 1, TrainingPosition.Start, 1,
-            schedule, "grow", 1e6));
+        var (store, _, init, schedule, train, whole) = await FirstEpochAsync(runId);
         int batches = whole.BatchesPerEpoch;
         Assert.Null(whole.Point);
 
